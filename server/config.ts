@@ -1,0 +1,183 @@
+// Environment → one typed, validated config object. Every limit a workshop or a fork
+// may need to change is here, with a safe default; docs/protocol.md lists them all.
+// A bad value fails at start with a message that names the variable.
+import path from 'node:path';
+
+/** Controls a lab or a test may switch off. Production never does: see unsafeDisabled(). */
+export const CONTROLS = ['origin', 'csrf', 'session', 'connection-cap', 'rate-limit', 'sanitize'] as const;
+export type Control = (typeof CONTROLS)[number];
+
+export type Config = {
+  port: number;
+  host: string;
+  /** Exact allowed browser origins, normalized (scheme://host[:port], lowercase). */
+  appOrigins: string[];
+  dataDir: string;
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  sessionSecret: string | undefined;
+  /** express / proxy-addr "trust proxy" value; false = never trust X-Forwarded-For. */
+  trustProxy: boolean | number | string;
+  dev: boolean;
+
+  session: { idleMs: number; absoluteMs: number };
+  login: {
+    /** Failed logins per account before backoff starts. */
+    accountFreeFailures: number;
+    accountMaxBackoffMs: number;
+    /** Failed logins allowed per client address per window (failures only: a NAT of 300 people logs in fine). */
+    addressFailures: number;
+    addressWindowMs: number;
+  };
+  hashing: { maxConcurrent: number; maxQueue: number };
+  upgrade: {
+    /** Refused upgrades per client address per window before further attempts get 429. */
+    addressFailures: number;
+    addressWindowMs: number;
+    maxConnectionsPerUser: number;
+  };
+  ws: {
+    maxPayload: number;
+    messagesPerSecond: number;
+    messageBurst: number;
+    /** Refused (rate-limited) frames within one refill window after which the socket is closed 1008. */
+    abuseThreshold: number;
+    heartbeatMs: number;
+    maxBufferedBytes: number;
+  };
+  timeouts: { tlsHandshakeMs: number; headersMs: number; requestMs: number; keepAliveMs: number };
+  /** Controls switched off for a lab exercise or a test. Empty in any real deployment. */
+  disabled: ReadonlySet<Control>;
+};
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max} (got "${raw}").`);
+  }
+  return value;
+}
+
+/** Durations are given in seconds (decimals allowed, so tests can use 0.5). */
+function seconds(env: Env, name: string, fallbackSeconds: number, minSeconds: number, maxSeconds: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallbackSeconds * 1000;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < minSeconds || value > maxSeconds) {
+    throw new ConfigError(`${name} must be a number of seconds from ${minSeconds} to ${maxSeconds} (got "${raw}").`);
+  }
+  return Math.round(value * 1000);
+}
+
+/** ASVS 4.4.2 / OWASP WS: the allowlist holds exact origins; normalize so the comparison can be exact. */
+export function normalizeOrigin(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`APP_ORIGIN entry "${value}" is not a URL.`);
+  }
+  if (url.protocol !== 'https:') throw new ConfigError(`APP_ORIGIN entry "${value}" must use https:.`);
+  if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
+    throw new ConfigError(`APP_ORIGIN entry "${value}" must be an origin only (scheme://host[:port]).`);
+  }
+  return url.origin;
+}
+
+function trustProxy(raw: string | undefined): Config['trustProxy'] {
+  if (raw === undefined || raw === '' || raw === 'false') return false;
+  if (raw === 'true') return true;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  return raw; // e.g. "loopback" or "10.0.0.0/8" — passed to proxy-addr
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+
+/**
+ * PARLEY_UNSAFE_DISABLE switches controls off for a workshop exercise. It refuses to run
+ * unless the server is bound to loopback, so nobody ships it by accident.
+ */
+function unsafeDisabled(env: Env, host: string): Set<Control> {
+  const raw = env['PARLEY_UNSAFE_DISABLE'];
+  if (!raw) return new Set();
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const name of names) {
+    if (!(CONTROLS as readonly string[]).includes(name)) {
+      throw new ConfigError(`PARLEY_UNSAFE_DISABLE: unknown control "${name}" (known: ${CONTROLS.join(', ')}).`);
+    }
+  }
+  if (!LOOPBACK_HOSTS.has(host)) {
+    throw new ConfigError('PARLEY_UNSAFE_DISABLE is only allowed when HOST is a loopback address.');
+  }
+  return new Set(names as Control[]);
+}
+
+export function loadConfig(env: Env = process.env, argv: readonly string[] = process.argv): Config {
+  const port = int(env, 'PORT', 8443, 0, 65535);
+  const host = env['HOST'] || 'localhost';
+  const originList = env['APP_ORIGIN'] || `https://localhost:${port}`;
+  const appOrigins = [...new Set(originList.split(',').map((s) => s.trim()).filter(Boolean).map(normalizeOrigin))];
+  if (appOrigins.length === 0) throw new ConfigError('APP_ORIGIN must name at least one origin.');
+  const tlsCertFile = env['TLS_CERT_FILE'] || undefined;
+  const tlsKeyFile = env['TLS_KEY_FILE'] || undefined;
+  if (Boolean(tlsCertFile) !== Boolean(tlsKeyFile)) {
+    throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE must be given together.');
+  }
+  const sessionSecret = env['SESSION_SECRET'] || undefined;
+  if (sessionSecret !== undefined && Buffer.byteLength(sessionSecret) < 32) {
+    throw new ConfigError('SESSION_SECRET must be at least 32 bytes (use 64 random hex characters).');
+  }
+  const maxPayload = int(env, 'WS_MAX_PAYLOAD', 64 * 1024, 1024, 64 * 1024);
+
+  return {
+    port,
+    host,
+    appOrigins,
+    dataDir: path.resolve(env['DATA_DIR'] || './data'),
+    tlsCertFile,
+    tlsKeyFile,
+    sessionSecret,
+    trustProxy: trustProxy(env['TRUST_PROXY']),
+    dev: argv.includes('--dev'),
+    session: {
+      idleMs: seconds(env, 'SESSION_IDLE_SECONDS', 30 * 60, 0.5, 7 * 24 * 3600),
+      absoluteMs: seconds(env, 'SESSION_ABSOLUTE_SECONDS', 12 * 3600, 1, 30 * 24 * 3600),
+    },
+    login: {
+      accountFreeFailures: int(env, 'LOGIN_ACCOUNT_FREE_FAILURES', 5, 1, 1000),
+      accountMaxBackoffMs: seconds(env, 'LOGIN_ACCOUNT_MAX_BACKOFF_SECONDS', 15 * 60, 1, 24 * 3600),
+      addressFailures: int(env, 'LOGIN_ADDRESS_FAILURES', 100, 1, 1_000_000),
+      addressWindowMs: seconds(env, 'LOGIN_ADDRESS_WINDOW_SECONDS', 15 * 60, 1, 24 * 3600),
+    },
+    hashing: {
+      maxConcurrent: int(env, 'PASSWORD_HASH_CONCURRENCY', 4, 1, 64),
+      maxQueue: int(env, 'PASSWORD_HASH_QUEUE', 512, 0, 100_000),
+    },
+    upgrade: {
+      addressFailures: int(env, 'UPGRADE_ADDRESS_FAILURES', 60, 1, 1_000_000),
+      addressWindowMs: seconds(env, 'UPGRADE_ADDRESS_WINDOW_SECONDS', 60, 1, 24 * 3600),
+      maxConnectionsPerUser: int(env, 'WS_MAX_CONNECTIONS_PER_USER', 8, 1, 1000),
+    },
+    ws: {
+      maxPayload,
+      messagesPerSecond: int(env, 'WS_MESSAGES_PER_SECOND', 10, 1, 100_000),
+      messageBurst: int(env, 'WS_MESSAGE_BURST', 30, 1, 1_000_000),
+      abuseThreshold: int(env, 'WS_ABUSE_THRESHOLD', 20, 1, 1_000_000),
+      heartbeatMs: seconds(env, 'WS_HEARTBEAT_SECONDS', 30, 0.1, 3600),
+      maxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+    },
+    timeouts: {
+      tlsHandshakeMs: seconds(env, 'TLS_HANDSHAKE_TIMEOUT_SECONDS', 10, 0.1, 120),
+      headersMs: seconds(env, 'HEADERS_TIMEOUT_SECONDS', 10, 0.1, 60),
+      requestMs: seconds(env, 'REQUEST_TIMEOUT_SECONDS', 30, 0.1, 300),
+      keepAliveMs: seconds(env, 'KEEP_ALIVE_TIMEOUT_SECONDS', 5, 0.1, 120),
+    },
+    disabled: unsafeDisabled(env, host),
+  };
+}

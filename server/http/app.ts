@@ -1,0 +1,72 @@
+// The Express app. Middleware order reads top to bottom like the checks a request meets:
+// headers → (API: no-store → CSRF → JSON body → session → lifetime → routes → JSON errors)
+// → the client (static build, or Vite in dev).
+import path from 'node:path';
+import express, { type RequestHandler } from 'express';
+import type { Config } from '../config.ts';
+import type { AuditLog } from '../security/audit-log.ts';
+import type { AddressOf } from '../security/client-address.ts';
+import type { LoginThrottle } from '../security/login-throttle.ts';
+import type { OriginVerdict } from '../security/origin.ts';
+import type { HashLimiter } from '../security/passwords.ts';
+import type { Revocations } from '../store/revocations.ts';
+import type { ParleyStore } from '../store/store.ts';
+import { authRoutes } from './auth-routes.ts';
+import { csrfGuard } from './csrf.ts';
+import { apiErrorHandler, apiNotFound } from './errors.ts';
+import { noStore, securityHeaders } from './headers.ts';
+import { enforceSessionLifetime, type SessionParser } from './session.ts';
+
+export type AppDeps = {
+  config: Config;
+  store: ParleyStore;
+  sessionParser: SessionParser;
+  checkOrigin: (origin: string | undefined) => OriginVerdict;
+  throttle: LoginThrottle;
+  hashing: HashLimiter;
+  revocations: Revocations;
+  log: AuditLog;
+  addressOf: AddressOf;
+  /** Serves the browser client: express.static over dist/client, or Vite's dev middleware. */
+  client: RequestHandler;
+};
+
+export const CLIENT_DIST = path.resolve(import.meta.dirname, '../../dist/client');
+
+export function createApp(deps: AppDeps): express.Express {
+  const { config, log } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy);
+  app.use(securityHeaders(config));
+
+  const api = express.Router();
+  api.use(noStore);
+  if (!config.disabled.has('csrf')) api.use(csrfGuard(deps.checkOrigin, log, deps.addressOf));
+  api.use(express.json({ limit: '16kb', strict: true }));
+  api.use(deps.sessionParser);
+  api.use(
+    enforceSessionLifetime(config.session, (sid, user) => {
+      log('session_expired', { user });
+      deps.revocations.publish({ kind: 'session', sid, reason: 'expired' });
+    }),
+  );
+  api.use(authRoutes(deps));
+  api.use(apiNotFound);
+  api.use(apiErrorHandler(log));
+  app.use('/api', api);
+
+  app.use(deps.client);
+  return app;
+}
+
+export function staticClient(): RequestHandler {
+  return express.static(CLIENT_DIST, {
+    index: 'index.html',
+    dotfiles: 'ignore',
+    // Vite fingerprints asset names, so they may be cached for long; index.html may not.
+    setHeaders: (res, file) => {
+      res.setHeader('Cache-Control', file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
+    },
+  });
+}

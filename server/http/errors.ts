@@ -1,0 +1,28 @@
+// Every API error has one shape: an HTTP status and a JSON body {error, message}.
+// No stack trace, no internal detail ever reaches the client (ASVS 16.5.1).
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { AuditLog } from '../security/audit-log.ts';
+
+export function sendError(res: Response, status: number, error: string, message: string): void {
+  res.status(status).json({ error, message });
+}
+
+export const apiNotFound: RequestHandler = (_req, res) => {
+  sendError(res, 404, 'not_found', 'No such API route.');
+};
+
+/** Body-parser and unexpected errors become JSON; the process never crashes on bad input. */
+export function apiErrorHandler(log: AuditLog): ErrorRequestHandler {
+  return (error, req, res, _next) => {
+    if (res.headersSent) return;
+    const type = (error as { type?: string }).type;
+    if (type === 'entity.parse.failed') return sendError(res, 400, 'bad_json', 'The request body is not valid JSON.');
+    if (type === 'entity.too.large') return sendError(res, 413, 'payload_too_large', 'The request body is too large.');
+    const status = (error as { status?: number }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      return sendError(res, status, 'bad_request', 'The request could not be processed.');
+    }
+    log('server_error', { path: req.path, detail: error instanceof Error ? `${error.name}: ${error.message}` : 'unknown' });
+    sendError(res, 500, 'internal', 'Something went wrong on our side.');
+  };
+}

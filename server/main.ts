@@ -1,0 +1,60 @@
+// Start-up only: load config, start Parley, shut down gracefully.
+import path from 'node:path';
+import type { RequestHandler } from 'express';
+import { ConfigError, loadConfig } from './config.ts';
+import { startParley, type ParleyOptions } from './parley.ts';
+
+async function devOptions(): Promise<NonNullable<ParleyOptions['dev']>> {
+  // Vite in middleware mode inside the same HTTPS server: the dev origin, CSP, cookies and
+  // Origin checks are the production ones. Vite is a dev dependency, loaded only here.
+  const { createServer } = await import('vite');
+  let middlewares: RequestHandler | undefined;
+  return {
+    client: (req, res, next) => (middlewares ? middlewares(req, res, next) : next()),
+    attach: async (server) => {
+      const vite = await createServer({
+        configFile: path.resolve(import.meta.dirname, '../client/vite.config.ts'),
+        server: { middlewareMode: true, hmr: { server } },
+        appType: 'spa',
+      });
+      middlewares = vite.middlewares as unknown as RequestHandler;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`Configuration error: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const parley = await startParley(config, config.dev ? { dev: await devOptions() } : {});
+  const url = config.appOrigins[0];
+  process.stderr.write(
+    `\nParley is listening on https://${config.host}:${parley.port} — open ${url}\n` +
+      (config.tlsCertFile ? '' : `(self-signed certificate in ${config.dataDir}: your browser will ask you to accept it once)\n`) +
+      '\n',
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`${signal}: closing connections (1001) and the store…\n`);
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    parley.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+await main();

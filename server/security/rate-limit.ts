@@ -1,0 +1,81 @@
+// Rate-limit primitives. Kept in memory: the limits are per process (a multi-instance
+// deployment shares them through Redis: see docs/scaling.md).
+//
+// Two shapes, on purpose:
+// - TokenBuckets limit *use* per user (messages/s with a burst), where the user is known.
+// - FailureWindows count *failures* per client address (bad passwords, refused upgrades).
+//   Workshops put hundreds of people behind one NAT address, so successful use from an
+//   address is never counted against it.
+
+type Bucket = { tokens: number; updated: number };
+
+export class TokenBuckets {
+  readonly #buckets = new Map<string, Bucket>();
+  readonly #ratePerMs: number;
+  readonly #burst: number;
+  readonly #now: () => number;
+
+  constructor(ratePerSecond: number, burst: number, now: () => number = Date.now) {
+    this.#ratePerMs = ratePerSecond / 1000;
+    this.#burst = burst;
+    this.#now = now;
+  }
+
+  /** Take one token for `key`; false when the bucket is empty. */
+  take(key: string): boolean {
+    const now = this.#now();
+    const bucket = this.#buckets.get(key) ?? { tokens: this.#burst, updated: now };
+    bucket.tokens = Math.min(this.#burst, bucket.tokens + (now - bucket.updated) * this.#ratePerMs);
+    bucket.updated = now;
+    const allowed = bucket.tokens >= 1;
+    if (allowed) bucket.tokens -= 1;
+    this.#buckets.set(key, bucket);
+    return allowed;
+  }
+
+  forget(key: string): void {
+    this.#buckets.delete(key);
+  }
+}
+
+type Window = { count: number; resetAt: number };
+
+export class FailureWindows {
+  readonly #windows = new Map<string, Window>();
+  readonly #limit: number;
+  readonly #windowMs: number;
+  readonly #now: () => number;
+
+  constructor(limit: number, windowMs: number, now: () => number = Date.now) {
+    this.#limit = limit;
+    this.#windowMs = windowMs;
+    this.#now = now;
+  }
+
+  /** Milliseconds until `key` may try again; 0 when it is not blocked. */
+  retryAfter(key: string): number {
+    const window = this.#current(key);
+    return window && window.count >= this.#limit ? window.resetAt - this.#now() : 0;
+  }
+
+  fail(key: string): void {
+    const window = this.#current(key) ?? { count: 0, resetAt: this.#now() + this.#windowMs };
+    window.count += 1;
+    this.#windows.set(key, window);
+    if (this.#windows.size > 100_000) this.#sweep();
+  }
+
+  #current(key: string): Window | undefined {
+    const window = this.#windows.get(key);
+    if (window && window.resetAt <= this.#now()) {
+      this.#windows.delete(key);
+      return undefined;
+    }
+    return window;
+  }
+
+  #sweep(): void {
+    const now = this.#now();
+    for (const [key, window] of this.#windows) if (window.resetAt <= now) this.#windows.delete(key);
+  }
+}

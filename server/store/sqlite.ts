@@ -1,0 +1,263 @@
+// Default storage: one SQLite file under DATA_DIR through Node 24's built-in node:sqlite
+// (no native build step). Why: docs/decisions/001-node-sqlite.md.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import session, { type SessionData } from 'express-session';
+import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
+import type { HistoryPage, ParleyStore, Room, User } from './store.ts';
+
+/** Versioned migrations, applied in order at start; PRAGMA user_version records the last one. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE users (
+     name TEXT PRIMARY KEY,
+     password_hash TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE rooms (
+     name TEXT PRIMARY KEY,
+     owner TEXT REFERENCES users(name),
+     private INTEGER NOT NULL,
+     created_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE members (
+     room TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+     user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     added_at INTEGER NOT NULL,
+     PRIMARY KEY (room, user)
+   ) STRICT, WITHOUT ROWID;
+   CREATE INDEX members_user ON members(user);
+   CREATE TABLE messages (
+     id INTEGER PRIMARY KEY,
+     room TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+     user TEXT NOT NULL,
+     html TEXT NOT NULL,
+     ts INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX messages_room_id ON messages(room, id);
+   CREATE TABLE sessions (
+     sid_hash TEXT PRIMARY KEY,
+     user TEXT,
+     data TEXT NOT NULL,
+     expires INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX sessions_user ON sessions(user);
+   CREATE INDEX sessions_expires ON sessions(expires);
+   INSERT INTO rooms (name, owner, private, created_at) VALUES ('${LOBBY}', NULL, 0, 0);`,
+];
+
+function migrate(db: DatabaseSync): void {
+  const { user_version: current } = db.prepare('PRAGMA user_version').get() as { user_version: number };
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(MIGRATIONS[version]!);
+      db.exec(`PRAGMA user_version = ${version + 1}`);
+      db.exec('COMMIT');
+    } catch (error) {
+      db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+}
+
+/**
+ * Session ids are stored only as SHA-256 hashes: a copy of the database file does not
+ * hand out live sessions (ASVS 7.2.x: session tokens are secrets).
+ */
+function sidHash(sid: string): string {
+  return crypto.createHash('sha256').update(sid).digest('base64url');
+}
+
+type Callback<T = void> = (error?: unknown, value?: T) => void;
+export type SessionExpiry = (data: SessionData) => number;
+
+class SqliteSessionStore extends session.Store {
+  readonly #get: StatementSync;
+  readonly #set: StatementSync;
+  readonly #destroy: StatementSync;
+  readonly #touch: StatementSync;
+  readonly #ofUser: StatementSync;
+  readonly #sweep: StatementSync;
+  readonly #expiresAt: SessionExpiry;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(db: DatabaseSync, expiresAt: SessionExpiry) {
+    super();
+    this.#expiresAt = expiresAt;
+    this.#get = db.prepare('SELECT data, expires FROM sessions WHERE sid_hash = ?');
+    this.#set = db.prepare(
+      `INSERT INTO sessions (sid_hash, user, data, expires) VALUES (?, ?, ?, ?)
+       ON CONFLICT (sid_hash) DO UPDATE SET user = excluded.user, data = excluded.data, expires = excluded.expires`,
+    );
+    this.#destroy = db.prepare('DELETE FROM sessions WHERE sid_hash = ?');
+    this.#touch = db.prepare('UPDATE sessions SET data = ?, expires = ? WHERE sid_hash = ?');
+    this.#ofUser = db.prepare('SELECT sid_hash FROM sessions WHERE user = ?');
+    this.#sweep = db.prepare('DELETE FROM sessions WHERE expires <= ?');
+    this.#timer = setInterval(() => this.#sweep.run(Date.now()), 60_000);
+    this.#timer.unref();
+  }
+
+  override get(sid: string, callback: Callback<SessionData | null>): void {
+    this.#call(callback, () => {
+      const row = this.#get.get(sidHash(sid)) as { data: string; expires: number } | undefined;
+      if (!row) return null;
+      if (row.expires <= Date.now()) {
+        this.#destroy.run(sidHash(sid));
+        return null;
+      }
+      return JSON.parse(row.data) as SessionData;
+    });
+  }
+
+  override set(sid: string, data: SessionData, callback?: Callback): void {
+    this.#call(callback, () => {
+      this.#set.run(sidHash(sid), data.user ?? null, JSON.stringify(data), this.#expiresAt(data));
+    });
+  }
+
+  override touch(sid: string, data: SessionData, callback?: Callback): void {
+    this.#call(callback, () => {
+      this.#touch.run(JSON.stringify(data), this.#expiresAt(data), sidHash(sid));
+    });
+  }
+
+  override destroy(sid: string, callback?: Callback): void {
+    this.#call(callback, () => {
+      this.#destroy.run(sidHash(sid));
+    });
+  }
+
+  /** Ends every session of `user` but `keepSid`; returns how many ended. */
+  async destroyAllOf(user: string, keepSid?: string): Promise<number> {
+    const keep = keepSid === undefined ? undefined : sidHash(keepSid);
+    let ended = 0;
+    for (const { sid_hash } of this.#ofUser.all(user) as Array<{ sid_hash: string }>) {
+      if (sid_hash === keep) continue;
+      this.#destroy.run(sid_hash);
+      ended += 1;
+    }
+    return ended;
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  #call<T>(callback: Callback<T> | undefined, fn: () => T): void {
+    let value: T;
+    try {
+      value = fn();
+    } catch (error) {
+      queueMicrotask(() => callback?.(error));
+      return;
+    }
+    queueMicrotask(() => callback?.(undefined, value));
+  }
+}
+
+export class SqliteStore implements ParleyStore {
+  readonly sessions: SqliteSessionStore;
+  readonly #db: DatabaseSync;
+  readonly #q: Record<string, StatementSync>;
+
+  constructor(dataDir: string, sessionExpiresAt: SessionExpiry) {
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const file = path.join(dataDir, 'parley.sqlite');
+    this.#db = new DatabaseSync(file);
+    fs.chmodSync(file, 0o600);
+    // WAL: readers never block the writer. synchronous=NORMAL: a commit survives a process
+    // crash (kill -9); only a power loss can drop the last transactions. foreign_keys is off
+    // by default in SQLite, so turn it on for every connection.
+    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
+    migrate(this.#db);
+    const db = this.#db;
+    this.#q = {
+      createUser: db.prepare('INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+      findUser: db.prepare('SELECT name, password_hash FROM users WHERE name = ?'),
+      setPassword: db.prepare('UPDATE users SET password_hash = ? WHERE name = ?'),
+      createRoom: db.prepare('INSERT INTO rooms (name, owner, private, created_at) VALUES (?, ?, 1, ?) ON CONFLICT DO NOTHING'),
+      findRoom: db.prepare('SELECT name, owner, private FROM rooms WHERE name = ?'),
+      roomsFor: db.prepare(
+        `SELECT r.name, r.owner, r.private FROM rooms r WHERE r.private = 0
+         UNION ALL
+         SELECT r.name, r.owner, r.private FROM rooms r JOIN members m ON m.room = r.name WHERE m.user = ?
+         ORDER BY 3, 1`,
+      ),
+      isMember: db.prepare('SELECT 1 AS yes FROM members WHERE room = ? AND user = ?'),
+      addMember: db.prepare('INSERT INTO members (room, user, added_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+      removeMember: db.prepare('DELETE FROM members WHERE room = ? AND user = ?'),
+      addMessage: db.prepare('INSERT INTO messages (room, user, html, ts) VALUES (?, ?, ?, ?)'),
+      latest: db.prepare('SELECT id, user, html, ts FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?'),
+      before: db.prepare('SELECT id, user, html, ts FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?'),
+    };
+    this.sessions = new SqliteSessionStore(db, sessionExpiresAt);
+  }
+
+  async createUser(name: string, passwordHash: string, now: number): Promise<boolean> {
+    return this.#q['createUser']!.run(name, passwordHash, now).changes === 1;
+  }
+
+  async findUser(name: string): Promise<User | undefined> {
+    const row = this.#q['findUser']!.get(name) as { name: string; password_hash: string } | undefined;
+    return row && { name: row.name, passwordHash: row.password_hash };
+  }
+
+  async setPasswordHash(name: string, passwordHash: string): Promise<void> {
+    this.#q['setPassword']!.run(passwordHash, name);
+  }
+
+  async createRoom(name: string, owner: string, now: number): Promise<boolean> {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const created = this.#q['createRoom']!.run(name, owner, now).changes === 1;
+      if (created) this.#q['addMember']!.run(name, owner, now);
+      this.#db.exec('COMMIT');
+      return created;
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  async findRoom(name: string): Promise<Room | undefined> {
+    const row = this.#q['findRoom']!.get(name) as { name: string; owner: string | null; private: number } | undefined;
+    return row && { name: row.name, owner: row.owner, private: row.private === 1 };
+  }
+
+  async roomsFor(user: string): Promise<RoomInfo[]> {
+    const rows = this.#q['roomsFor']!.all(user) as Array<{ name: string; owner: string | null; private: number }>;
+    return rows.map((row) => ({ name: row.name, owner: row.owner, private: row.private === 1 }));
+  }
+
+  async isMember(room: string, user: string): Promise<boolean> {
+    return this.#q['isMember']!.get(room, user) !== undefined;
+  }
+
+  async addMember(room: string, user: string, now: number): Promise<void> {
+    this.#q['addMember']!.run(room, user, now);
+  }
+
+  async removeMember(room: string, user: string): Promise<void> {
+    this.#q['removeMember']!.run(room, user);
+  }
+
+  async addMessage(room: string, user: string, html: string, ts: number): Promise<number> {
+    return Number(this.#q['addMessage']!.run(room, user, html, ts).lastInsertRowid);
+  }
+
+  async history(room: string, limit: number, before?: number): Promise<HistoryPage> {
+    const rows = (
+      before === undefined ? this.#q['latest']!.all(room, limit + 1) : this.#q['before']!.all(room, before, limit + 1)
+    ) as Array<{ id: number; user: string; html: string; ts: number }>;
+    const more = rows.length > limit;
+    const messages = rows.slice(0, limit).reverse().map((r) => ({ id: r.id, user: r.user, html: r.html, ts: r.ts }));
+    return { messages, more };
+  }
+
+  async close(): Promise<void> {
+    this.sessions.close();
+    if (this.#db.isOpen) this.#db.close();
+  }
+}

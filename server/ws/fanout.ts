@@ -1,0 +1,34 @@
+// Room fan-out: who is listening to which room, and delivering one frame to all of them.
+// Each frame is serialized once and the same buffer is handed to every socket.
+import type { ServerFrame } from '../../shared/protocol.ts';
+import type { Connection } from './connection.ts';
+
+export class Fanout {
+  readonly #rooms = new Map<string, Set<Connection>>();
+
+  subscribe(room: string, connection: Connection): void {
+    let set = this.#rooms.get(room);
+    if (!set) this.#rooms.set(room, (set = new Set()));
+    set.add(connection);
+    connection.rooms.add(room);
+  }
+
+  unsubscribe(room: string, connection: Connection): void {
+    connection.rooms.delete(room);
+    const set = this.#rooms.get(room);
+    if (!set) return;
+    set.delete(connection);
+    if (set.size === 0) this.#rooms.delete(room);
+  }
+
+  unsubscribeAll(connection: Connection): void {
+    for (const room of [...connection.rooms]) this.unsubscribe(room, connection);
+  }
+
+  broadcast(room: string, frame: ServerFrame): void {
+    const set = this.#rooms.get(room);
+    if (!set || set.size === 0) return;
+    const data = Buffer.from(JSON.stringify(frame));
+    for (const connection of set) connection.sendSerialized(data);
+  }
+}

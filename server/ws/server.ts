@@ -1,0 +1,133 @@
+// The WebSocket side, assembled: ws server options, the gate, connections, heartbeat,
+// and the revocation subscription that makes live sockets follow their session.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { CLOSE } from '../../shared/protocol.ts';
+import type { Config } from '../config.ts';
+import { sessionExpiresAt, type SessionParser } from '../http/session.ts';
+import type { AuditLog } from '../security/audit-log.ts';
+import type { AddressOf } from '../security/client-address.ts';
+import type { OriginVerdict } from '../security/origin.ts';
+import type { Revocations } from '../store/revocations.ts';
+import type { ParleyStore } from '../store/store.ts';
+import { Connection } from './connection.ts';
+import { Fanout } from './fanout.ts';
+import { createFrameReader } from './frames.ts';
+import { createHandlers } from './handlers.ts';
+import { Registry } from './registry.ts';
+import { createUpgradeGate } from './upgrade-gate.ts';
+
+export type WsDeps = {
+  config: Config;
+  store: ParleyStore;
+  sessionParser: SessionParser;
+  checkOrigin: (origin: string | undefined) => OriginVerdict;
+  revocations: Revocations;
+  addressOf: AddressOf;
+  log: AuditLog;
+  sanitize: (text: string) => string;
+  passThrough?: (req: IncomingMessage) => boolean;
+};
+
+export type WsSide = {
+  onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  registry: Registry;
+  /** Graceful shutdown: tell every client to reconnect elsewhere (1001). */
+  closeAll: (code?: number, reason?: string) => void;
+  stop: () => void;
+};
+
+export function createWsSide(deps: WsDeps): WsSide {
+  const { config, store, revocations, log } = deps;
+  const wss = new WebSocketServer({
+    noServer: true, // the gate decides; ws only performs the handshake it is handed
+    maxPayload: config.ws.maxPayload, // OWASP WS: bound message size (oversize → 1009)
+    perMessageDeflate: false, // compression + secrets = CRIME/BREACH-style leaks, and a zip-bomb vector
+    clientTracking: false, // the Registry tracks connections
+  });
+  const registry = new Registry();
+  const fanout = new Fanout();
+  const { handle } = createHandlers({ store, fanout, registry, sanitize: deps.sanitize, log });
+  const readFrame = createFrameReader(config, log);
+  const sessionChecked = !config.disabled.has('session');
+
+  async function sessionDeadline(connection: Connection, touch: boolean): Promise<number | undefined> {
+    if (!sessionChecked) return Date.now() + config.session.idleMs;
+    const data = await new Promise<import('express-session').SessionData | null | undefined>((resolve) =>
+      store.sessions.get(connection.sid, (error, value) => resolve(error ? undefined : value)),
+    );
+    if (!data?.user || data.user !== connection.user) return undefined;
+    if (touch) {
+      data.lastSeenAt = Date.now();
+      await new Promise<void>((resolve) => store.sessions.set(connection.sid, data, () => resolve()));
+    }
+    return sessionExpiresAt(data, config.session);
+  }
+
+  const connectionDeps = {
+    readFrame,
+    handle,
+    sessionDeadline,
+    log,
+    maxBufferedBytes: config.ws.maxBufferedBytes,
+    touchEveryMs: Math.min(60_000, config.session.idleMs / 4),
+    onClose: (connection: Connection) => {
+      fanout.unsubscribeAll(connection);
+      registry.remove(connection);
+    },
+  };
+
+  const onUpgrade = createUpgradeGate({
+    config,
+    wss,
+    checkOrigin: deps.checkOrigin,
+    sessionParser: deps.sessionParser,
+    registry,
+    addressOf: deps.addressOf,
+    log,
+    ...(deps.passThrough ? { passThrough: deps.passThrough } : {}),
+    onAdmitted: ({ ws, ...identity }) => {
+      const connection = new Connection(ws, identity, connectionDeps);
+      registry.add(connection);
+      log('ws_open', { user: identity.user, ip: identity.ip });
+      store.roomsFor(identity.user).then(
+        (rooms) => connection.send({ type: 'rooms', user: identity.user, rooms }),
+        () => connection.sendError('internal', 'Could not load your rooms.'),
+      );
+    },
+  });
+
+  // ASVS 7.4.1/7.4.3: logout and password change end live sockets too, not only cookies.
+  const unsubscribe = revocations.subscribe((revocation) => {
+    const sockets = revocation.kind === 'session' ? registry.ofSession(revocation.sid) : registry.ofUser(revocation.user);
+    for (const connection of [...sockets]) {
+      connection.sendError('session_expired', 'Your session has ended. Sign in again.');
+      connection.close(CLOSE.policyViolation, revocation.reason === 'expired' ? 'session expired' : 'session ended');
+    }
+  });
+
+  // Heartbeat: ping every interval; a peer that missed the previous ping is terminated.
+  const heartbeat = setInterval(() => {
+    for (const connection of registry.all()) {
+      if (!connection.ping()) {
+        log('ws_heartbeat_timeout', { user: connection.user, ip: connection.ip });
+        connection.terminate();
+      }
+    }
+  }, config.ws.heartbeatMs);
+  heartbeat.unref();
+
+  return {
+    onUpgrade,
+    registry,
+    closeAll: (code = CLOSE.goingAway, reason = 'server shutting down') => {
+      for (const connection of [...registry.all()]) connection.close(code, reason);
+    },
+    stop: () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      wss.close();
+    },
+  };
+}

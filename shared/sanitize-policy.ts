@@ -1,0 +1,36 @@
+// The one HTML allowlist for chat messages. The server sanitizes with it before a
+// message is stored (server/security/sanitize.ts); the browser sanitizes again with
+// the same policy before rendering (client/render.ts) — defence in depth, one rule.
+// ASVS 1.3.1: sanitize untrusted HTML with a well-known library and a strict allowlist.
+import type { Config, DOMPurify } from 'dompurify';
+
+export const ALLOWED_TAGS = ['b', 'i', 'em', 'strong', 'code', 'a'];
+export const ALLOWED_ATTR = ['href', 'rel', 'target'];
+/** Only absolute https: and mailto: links; no javascript:, data:, relative or protocol-relative URLs. */
+export const ALLOWED_URI_REGEXP = /^(?:https:\/\/|mailto:)/i;
+
+export const SANITIZE_CONFIG = {
+  ALLOWED_TAGS,
+  ALLOWED_ATTR,
+  ALLOWED_URI_REGEXP,
+  ALLOW_DATA_ATTR: false,
+  ALLOW_ARIA_ATTR: false,
+  ALLOW_UNKNOWN_PROTOCOLS: false,
+  KEEP_CONTENT: true, // a removed <script> loses its element; text inside stays visible, inert
+  USE_PROFILES: false,
+} satisfies Config;
+
+/** Force safe link behaviour on every surviving <a>: new tab, no opener, no referrer. */
+export function installLinkHook(purify: DOMPurify): void {
+  purify.addHook('afterSanitizeAttributes', (node) => {
+    if (node.nodeName === 'A') {
+      if (!node.hasAttribute('href')) {
+        node.removeAttribute('rel');
+        node.removeAttribute('target');
+        return;
+      }
+      node.setAttribute('rel', 'noopener noreferrer nofollow');
+      node.setAttribute('target', '_blank');
+    }
+  });
+}
