@@ -75,7 +75,9 @@ export function createUpgradeGate(deps: GateDeps): (req: IncomingMessage, socket
     socket.on('error', () => socket.destroy()); // a peer reset must not become an uncaught error
     const ip = addressOf(req);
     const deny = (reason: keyof typeof REFUSE, user?: string) => {
-      if (reason !== 'throttled') failures.fail(ip);
+      // Anonymous failures count against the address. Not 'cap': that user is known and
+      // already limited per user; counting it would let one user's ninth tab lock out a NAT.
+      if (reason !== 'throttled' && reason !== 'cap') failures.fail(ip);
       log('upgrade_refused', { reason, status: REFUSE[reason].status, ip, user, path: pathOf(req).slice(0, 64) });
       refuse(socket, REFUSE[reason]);
     };

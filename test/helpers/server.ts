@@ -6,7 +6,8 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { WebSocket } from 'ws';
+import type { ConnectionOptions } from 'node:tls';
+import { WebSocket, type ClientOptions } from 'ws';
 import type { ServerFrame } from '../../shared/protocol.ts';
 import { loadConfig, type Control } from '../../server/config.ts';
 import { startParley, type Parley } from '../../server/parley.ts';
@@ -161,13 +162,14 @@ export function connect(server: TestServer, options: ConnectOptions = {}): Promi
   const headers: Record<string, string> = { ...options.headers };
   if (options.cookie) headers['cookie'] = options.cookie;
   const origin = options.origin === undefined ? server.origin : options.origin;
-  const ws = new WebSocket(`wss://127.0.0.1:${server.port}${options.path ?? '/ws'}`, {
+  const wsOptions: ClientOptions & ConnectionOptions = {
     ca: server.ca,
     servername: 'localhost',
     headers,
     ...(origin !== null ? { origin } : {}),
     perMessageDeflate: false,
-  });
+  };
+  const ws = new WebSocket(`wss://127.0.0.1:${server.port}${options.path ?? '/ws'}`, wsOptions);
   const frames: ServerFrame[] = [];
   const waiters: Array<() => void> = [];
   let cursor = 0;
