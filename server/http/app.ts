@@ -2,7 +2,7 @@
 // headers → (API: no-store → CSRF → JSON body → session → lifetime → routes → JSON errors)
 // → the client (static build, or Vite in dev).
 import path from 'node:path';
-import express, { type RequestHandler } from 'express';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { AddressOf } from '../security/client-address.ts';
@@ -57,6 +57,14 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api', api);
 
   app.use(deps.client);
+  // Our own last handlers: Express's default 404/error page would replace helmet's CSP
+  // with its own, and a page without frame-ancestors or Trusted Types is a gap.
+  app.use((_req, res) => {
+    res.status(404).type('text/plain').send('Not found');
+  });
+  app.use(((_error, _req, res, _next) => {
+    if (!res.headersSent) res.status(400).type('text/plain').send('Bad request');
+  }) as ErrorRequestHandler);
   return app;
 }
 

@@ -5,6 +5,11 @@ import { CLOSE, type ClientFrame, type ErrorCode, type ServerFrame } from '../..
 import type { AuditLog } from '../security/audit-log.ts';
 import type { FrameReader } from './frames.ts';
 
+/** How long a peer may stay over WS_MAX_BUFFERED_BYTES before it counts as a slow consumer. */
+const DRAIN_GRACE_MS = 1000;
+/** Over this multiple of the limit the peer is dropped at once: memory stays bounded. */
+const HARD_BOUND_FACTOR = 16;
+
 export type ConnectionDeps = {
   readFrame: FrameReader;
   handle: (connection: Connection, frame: ClientFrame) => Promise<void>;
@@ -25,6 +30,7 @@ export class Connection {
   #expiresAt: number;
   #lastTouch = Date.now();
   #timer: NodeJS.Timeout | undefined;
+  #drainCheck: NodeJS.Timeout | undefined;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #ws: WebSocket;
@@ -51,6 +57,7 @@ export class Connection {
     ws.on('close', (code) => {
       this.#closed = true;
       clearTimeout(this.#timer);
+      clearTimeout(this.#drainCheck);
       deps.log('ws_close', { user: this.user, ip: this.ip, code });
       deps.onClose(this);
     });
@@ -65,14 +72,30 @@ export class Connection {
     this.sendSerialized(Buffer.from(JSON.stringify(frame)));
   }
 
-  /** Backpressure (OWASP WS: resource limits): a peer that stops reading is dropped, not buffered without bound. */
+  /**
+   * Backpressure (OWASP WS: resource limits): a peer that stops reading is dropped, not
+   * buffered without bound. Right after a burst, bytes sit in the buffer only because the
+   * event loop has not flushed them yet, so being over the limit starts a grace period;
+   * the peer is dropped if it is still over when the grace ends, or at once past a hard bound.
+   */
   sendSerialized(data: Buffer): void {
     if (!this.isOpen) return;
     this.#ws.send(data, { binary: false });
-    if (this.#ws.bufferedAmount > this.#deps.maxBufferedBytes) {
-      this.#deps.log('ws_dropped_slow_consumer', { user: this.user, ip: this.ip, count: this.#ws.bufferedAmount });
-      this.terminate();
+    const buffered = this.#ws.bufferedAmount;
+    const limit = this.#deps.maxBufferedBytes;
+    if (buffered > limit * HARD_BOUND_FACTOR) return this.#drop(buffered);
+    if (buffered > limit && !this.#drainCheck) {
+      this.#drainCheck = setTimeout(() => {
+        this.#drainCheck = undefined;
+        if (this.isOpen && this.#ws.bufferedAmount > limit) this.#drop(this.#ws.bufferedAmount);
+      }, DRAIN_GRACE_MS);
+      this.#drainCheck.unref();
     }
+  }
+
+  #drop(buffered: number): void {
+    this.#deps.log('ws_dropped_slow_consumer', { user: this.user, ip: this.ip, count: buffered });
+    this.terminate();
   }
 
   sendError(code: ErrorCode, message: string, clientId?: string): void {
@@ -89,6 +112,7 @@ export class Connection {
   terminate(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#drainCheck);
     this.#ws.terminate();
   }
 
