@@ -1,0 +1,253 @@
+// The chat WebSocket: one connection per signed-in tab, reconnecting with exponential
+// backoff + jitter, validating every frame before anyone else sees it, and reporting a
+// visible connection state. It knows nothing about rooms or the DOM; ui/chat-screen.ts
+// listens to its events.
+import { CLOSE, NAME_PATTERN, isServerFrame } from '../shared/protocol.ts';
+import type { ChatMessage, ClientFrame, RoomInfo, ServerFrame } from '../shared/protocol.ts';
+
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline';
+
+/** What GET /api/me said: still signed in, definitely signed out, or no answer. */
+export type SessionCheck = 'valid' | 'ended' | 'unknown';
+
+export type SocketEvents = {
+  state: ConnectionState;
+  /** A (re)connection is open; the server's `rooms` frame follows. */
+  open: undefined;
+  frame: ServerFrame;
+  /** The session is over; the socket has stopped for good. */
+  ended: undefined;
+};
+
+export type SocketOptions = {
+  url: string;
+  checkSession: () => Promise<SessionCheck>;
+};
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+/** A connection that stayed up this long was healthy: the next failure starts backoff afresh. */
+const STABLE_AFTER_MS = 10_000;
+
+type Listeners = { [K in keyof SocketEvents]: Set<(detail: SocketEvents[K]) => void> };
+
+export class ChatSocket {
+  readonly #url: string;
+  readonly #checkSession: () => Promise<SessionCheck>;
+  readonly #listeners: Listeners = { state: new Set(), open: new Set(), frame: new Set(), ended: new Set() };
+  #ws: WebSocket | null = null;
+  #state: ConnectionState = 'offline';
+  #running = false;
+  #attempt = 0;
+  #openedAt = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(options: SocketOptions) {
+    this.#url = options.url;
+    this.#checkSession = options.checkSession;
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  on<K extends keyof SocketEvents>(type: K, listener: (detail: SocketEvents[K]) => void): void {
+    this.#listeners[type].add(listener);
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    window.addEventListener('online', this.#onOnline);
+    window.addEventListener('offline', this.#onOffline);
+    this.#connect('connecting');
+  }
+
+  /** Close for good (log-out, session end). No reconnect follows. */
+  stop(): void {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    window.removeEventListener('online', this.#onOnline);
+    window.removeEventListener('offline', this.#onOffline);
+    const ws = this.#ws;
+    this.#ws = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      ws.close(CLOSE.normal);
+    }
+    this.#setState('offline');
+  }
+
+  /** Send one frame; false when there is no open connection (nothing is queued). */
+  send(frame: ClientFrame): boolean {
+    if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN) return false;
+    this.#ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /** Skip the rest of the backoff wait (the "Reconnect now" button). */
+  reconnectNow(): void {
+    if (!this.#running || this.#ws) return;
+    clearTimeout(this.#timer);
+    this.#connect('reconnecting');
+  }
+
+  // ---- internals -------------------------------------------------------------
+
+  #connect(state: ConnectionState): void {
+    this.#setState(state);
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.#url);
+    } catch (error) {
+      console.error('Parley: could not open the WebSocket', error);
+      this.#scheduleReconnect();
+      return;
+    }
+    this.#ws = ws;
+    let opened = false;
+
+    ws.onopen = () => {
+      opened = true;
+      this.#openedAt = Date.now();
+      this.#setState('connected');
+      this.#emit('open', undefined);
+    };
+    ws.onmessage = (event: MessageEvent) => {
+      const frame = parseServerFrame(event.data);
+      if (frame) this.#emit('frame', frame);
+      else console.warn('Parley: ignored a malformed frame from the server');
+    };
+    ws.onclose = (event: CloseEvent) => {
+      if (ws !== this.#ws) return; // a socket we already replaced or stopped
+      this.#ws = null;
+      const upFor = opened ? Date.now() - this.#openedAt : 0;
+      void this.#afterClose(event.code, opened, upFor);
+    };
+    // An error is always followed by a close event; the close handler decides what to do.
+    ws.onerror = () => {};
+  }
+
+  async #afterClose(code: number, opened: boolean, upFor: number): Promise<void> {
+    if (upFor >= STABLE_AFTER_MS) this.#attempt = 0;
+    if (code === CLOSE.tooBig || code === CLOSE.unsupportedData) {
+      console.warn(`Parley: the server closed the socket for a protocol error (${code})`);
+    }
+    // 1008: the server ended this socket on purpose: the session may be over, or the
+    // password changed (every socket closes, but this tab's session stays valid).
+    // Closed before open: the browser hides the refused handshake's HTTP status
+    // (we only see 1006), so ask the HTTP API whether we are still signed in.
+    if (code === CLOSE.policyViolation || !opened) {
+      this.#setState('reconnecting');
+      const session = await this.#checkSession();
+      if (!this.#running || this.#ws) return; // stopped, or "Reconnect now" won the race
+      if (session === 'ended') {
+        this.stop();
+        this.#emit('ended', undefined);
+        return;
+      }
+    }
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (!this.#running) return;
+    clearTimeout(this.#timer);
+    if (!navigator.onLine) {
+      this.#setState('offline'); // #onOnline resumes
+      return;
+    }
+    // Exponential backoff with jitter, so a restarted server is not hit by every client at once.
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.#attempt);
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.#attempt += 1;
+    this.#setState('reconnecting');
+    this.#timer = setTimeout(() => this.#connect('reconnecting'), delay);
+  }
+
+  readonly #onOnline = (): void => {
+    if (this.#running && !this.#ws) {
+      clearTimeout(this.#timer);
+      this.#connect('reconnecting');
+    }
+  };
+
+  readonly #onOffline = (): void => {
+    // An open socket may survive a short blip, so only a waiting one turns "offline".
+    if (this.#running && !this.#ws) {
+      clearTimeout(this.#timer);
+      this.#setState('offline');
+    }
+  };
+
+  #setState(state: ConnectionState): void {
+    if (state === this.#state) return;
+    this.#state = state;
+    this.#emit('state', state);
+  }
+
+  #emit<K extends keyof SocketEvents>(type: K, detail: SocketEvents[K]): void {
+    for (const listener of this.#listeners[type]) {
+      try {
+        listener(detail);
+      } catch (error) {
+        console.error(`Parley: a "${type}" listener failed`, error);
+      }
+    }
+  }
+}
+
+// ---- frame validation ----------------------------------------------------------
+// The server is trusted, but a frame is still checked for the shape the UI relies on
+// before it goes further (ASVS 2.2.1; OWASP WebSocket Security Cheat Sheet: validate
+// every message, in both directions).
+
+function parseServerFrame(data: unknown): ServerFrame | null {
+  if (typeof data !== 'string') return null; // Parley only speaks JSON text frames
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  return isServerFrame(parsed) && hasExpectedFields(parsed) ? parsed : null;
+}
+
+function hasExpectedFields(frame: ServerFrame): boolean {
+  switch (frame.type) {
+    case 'rooms':
+      return typeof frame.user === 'string' && Array.isArray(frame.rooms) && frame.rooms.every(isRoomInfo);
+    case 'history':
+      return isName(frame.room) && Array.isArray(frame.messages) && frame.messages.every(isChatMessage) && typeof frame.more === 'boolean';
+    case 'message':
+      return isName(frame.room) && isChatMessage(frame);
+    case 'ack':
+      return typeof frame.clientId === 'string' && isId(frame.id);
+    case 'error':
+      return (
+        typeof frame.code === 'string' &&
+        typeof frame.message === 'string' &&
+        (frame.clientId === undefined || typeof frame.clientId === 'string')
+      );
+  }
+}
+
+function isName(value: unknown): value is string {
+  return typeof value === 'string' && NAME_PATTERN.test(value);
+}
+
+function isId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value);
+}
+
+function isRoomInfo(value: unknown): value is RoomInfo {
+  if (typeof value !== 'object' || value === null) return false;
+  const room = value as Partial<RoomInfo>;
+  return isName(room.name) && typeof room.private === 'boolean' && (room.owner === null || typeof room.owner === 'string');
+}
+
+function isChatMessage(value: unknown): value is ChatMessage {
+  if (typeof value !== 'object' || value === null) return false;
+  const message = value as Partial<ChatMessage>;
+  return isId(message.id) && typeof message.user === 'string' && typeof message.html === 'string' && Number.isFinite(message.ts);
+}

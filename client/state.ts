@@ -1,0 +1,185 @@
+// In-memory chat state for one signed-in session: rooms, messages per room and the
+// messages still waiting for the server's ack. Plain data, no DOM. Nothing here is
+// ever written to localStorage/sessionStorage, and the whole object is dropped when
+// the session ends (ASVS 14.3.1 / 14.3.3).
+import type { ChatMessage, RoomInfo } from '../shared/protocol.ts';
+
+export type RoomView = {
+  /** Oldest first, de-duplicated by id. */
+  messages: ChatMessage[];
+  /** The first history page has arrived. */
+  loaded: boolean;
+  /** The server has older messages than the oldest one we hold. */
+  more: boolean;
+  loadingOlder: boolean;
+  unread: number;
+};
+
+export type PendingStatus = 'sending' | 'sent' | 'failed';
+
+/** A message this tab sent, shown until the server's broadcast copy replaces it. */
+export type PendingMessage = {
+  clientId: string;
+  room: string;
+  text: string;
+  status: PendingStatus;
+  /** The stored message id, once acked. */
+  id: number | null;
+  /** Why it failed, as a sentence for the user. */
+  problem: string;
+};
+
+export class ChatState {
+  user: string;
+  rooms: RoomInfo[] = [];
+  active: string | null = null;
+  /** Rooms joined on the current socket. There is no "leave" frame, so they keep streaming. */
+  readonly joined = new Set<string>();
+  readonly #views = new Map<string, RoomView>();
+  readonly #pending = new Map<string, PendingMessage>();
+
+  constructor(user: string) {
+    this.user = user;
+  }
+
+  room(name: string): RoomInfo | undefined {
+    return this.rooms.find((room) => room.name === name);
+  }
+
+  isOwner(name: string): boolean {
+    return this.room(name)?.owner === this.user;
+  }
+
+  view(name: string): RoomView {
+    let view = this.#views.get(name);
+    if (!view) {
+      view = { messages: [], loaded: false, more: false, loadingOlder: false, unread: 0 };
+      this.#views.set(name, view);
+    }
+    return view;
+  }
+
+  /** Replace the room list; returns the names of rooms we lost access to. */
+  setRooms(user: string, rooms: RoomInfo[]): string[] {
+    this.user = user;
+    const names = new Set(rooms.map((room) => room.name));
+    const removed = this.rooms.map((room) => room.name).filter((name) => !names.has(name));
+    this.rooms = rooms;
+    for (const name of removed) this.#forget(name);
+    // Joined rooms that vanished while we were away (the list is new after a reconnect).
+    for (const name of [...this.joined]) if (!names.has(name)) this.#forget(name);
+    if (this.active !== null && !names.has(this.active)) this.active = null;
+    return removed;
+  }
+
+  /**
+   * Merge a history page. The same frame answers both a join (the latest page) and a
+   * "load older" request, so decide by content: an older page is prepended; an
+   * overlapping page is merged; a page with a possible gap (after a long disconnect)
+   * replaces what we had — anything older can be loaded again.
+   */
+  applyHistory(name: string, page: ChatMessage[], more: boolean): void {
+    const view = this.view(name);
+    view.loaded = true;
+    view.loadingOlder = false;
+    const first = page[0];
+    const last = page.at(-1);
+    const oldest = view.messages[0];
+    const newest = view.messages.at(-1);
+    if (!first || !last) {
+      view.more = more;
+    } else if (!oldest || !newest) {
+      view.messages = [...page];
+      view.more = more;
+    } else if (last.id < oldest.id) {
+      view.messages = [...page, ...view.messages];
+      view.more = more;
+    } else if (first.id <= newest.id) {
+      const byId = new Map(view.messages.map((message) => [message.id, message]));
+      for (const message of page) byId.set(message.id, message);
+      view.messages = [...byId.values()].sort((a, b) => a.id - b.id);
+      if (first.id <= oldest.id) view.more = more;
+    } else {
+      view.messages = [...page];
+      view.more = more;
+    }
+    this.#settlePending(name);
+  }
+
+  /** Add a live message; false if we already had it. */
+  addMessage(name: string, message: ChatMessage): boolean {
+    const messages = this.view(name).messages;
+    if (messages.some((known) => known.id === message.id)) return false;
+    const last = messages.at(-1);
+    if (!last || last.id < message.id) messages.push(message);
+    else messages.splice(messages.findIndex((known) => known.id > message.id), 0, message);
+    this.#settlePending(name);
+    return true;
+  }
+
+  cancelLoadingOlder(): void {
+    for (const view of this.#views.values()) view.loadingOlder = false;
+  }
+
+  // ---- pending (sent, not yet confirmed) messages ----------------------------
+
+  addPending(room: string, text: string, clientId: string): PendingMessage {
+    const pending: PendingMessage = { clientId, room, text, status: 'sending', id: null, problem: '' };
+    this.#pending.set(clientId, pending);
+    return pending;
+  }
+
+  pendingIn(room: string): PendingMessage[] {
+    return [...this.#pending.values()].filter((pending) => pending.room === room);
+  }
+
+  getPending(clientId: string): PendingMessage | undefined {
+    return this.#pending.get(clientId);
+  }
+
+  removePending(clientId: string): void {
+    this.#pending.delete(clientId);
+  }
+
+  /** The server stored it: keep showing it until its broadcast copy arrives. */
+  ack(clientId: string, id: number): PendingMessage | undefined {
+    const pending = this.#pending.get(clientId);
+    if (!pending) return undefined;
+    pending.status = 'sent';
+    pending.id = id;
+    this.#settlePending(pending.room);
+    return pending;
+  }
+
+  fail(clientId: string, problem: string): PendingMessage | undefined {
+    const pending = this.#pending.get(clientId);
+    if (!pending) return undefined;
+    pending.status = 'failed';
+    pending.problem = problem;
+    return pending;
+  }
+
+  /** The socket dropped: anything not acked may or may not have been stored. */
+  failUnconfirmed(problem: string): void {
+    for (const pending of this.#pending.values()) {
+      if (pending.status === 'sending') {
+        pending.status = 'failed';
+        pending.problem = problem;
+      }
+    }
+  }
+
+  /** Drop pending copies whose real message is now in the room's list (de-duplicate by id). */
+  #settlePending(room: string): void {
+    const ids = new Set(this.view(room).messages.map((message) => message.id));
+    for (const [clientId, pending] of this.#pending) {
+      if (pending.room === room && pending.id !== null && ids.has(pending.id)) this.#pending.delete(clientId);
+    }
+  }
+
+  #forget(name: string): void {
+    this.joined.delete(name);
+    this.#views.delete(name);
+    for (const [clientId, pending] of this.#pending) if (pending.room === name) this.#pending.delete(clientId);
+  }
+}

@@ -1,0 +1,292 @@
+// The chat screen: wires the socket, the in-memory state and the views together.
+// Flow: start() opens the socket → the server sends `rooms` → we join the active
+// room (and, after a reconnect, every room we had joined) → `history` + live
+// `message` frames fill the log. stop() drops everything (ASVS 14.3.1).
+import { LOBBY } from '../../shared/protocol.ts';
+import type { ClientFrame, ErrorFrame, HistoryFrame, MessageFrame, RoomsFrame, ServerFrame } from '../../shared/protocol.ts';
+import { me } from '../api.ts';
+import { ChatSocket } from '../socket.ts';
+import type { ConnectionState, SessionCheck } from '../socket.ts';
+import { ChatState } from '../state.ts';
+import { createAccount } from './account.ts';
+import { createComposer } from './composer.ts';
+import { createConnectionIndicator } from './connection-indicator.ts';
+import { byId } from './dom.ts';
+import { createMessageList } from './message-list.ts';
+import { announce, showError } from './notices.ts';
+import { createRoomList } from './room-list.ts';
+import { createRoomsPanel } from './rooms-panel.ts';
+
+export type ChatScreenOptions = {
+  /** The session ended (expired, revoked): back to the sign-in screen with this message. */
+  onSessionEnded(message: string): void;
+  onLoggedOut(): void;
+};
+
+export type ChatScreen = {
+  start(username: string): void;
+  stop(): void;
+};
+
+/** ASVS 4.4.1: always WSS, on our own origin (the session cookie rides along). */
+function socketUrl(): string {
+  return `wss://${location.host}/ws`;
+}
+
+async function checkSession(): Promise<SessionCheck> {
+  try {
+    return (await me()) ? 'valid' : 'ended';
+  } catch {
+    return 'unknown'; // no answer: keep retrying rather than signing the user out
+  }
+}
+
+export function createChatScreen(options: ChatScreenOptions): ChatScreen {
+  const screen = byId('chat-screen', HTMLElement);
+  const currentUser = byId('current-user', HTMLElement);
+  const roomTitle = byId('room-title', HTMLElement);
+
+  let state = new ChatState('');
+  let socket: ChatSocket | null = null;
+  /** Set on every (re)connect: the next `rooms` frame re-joins our rooms. */
+  let rejoinPending = false;
+  /** The room we asked to create, selected once it shows up in the room list. */
+  let creating: string | null = null;
+
+  const indicator = createConnectionIndicator(() => socket?.reconnectNow());
+  const roomList = createRoomList((room) => selectRoom(room, true));
+  const messages = createMessageList({
+    loadOlder,
+    retry(clientId) {
+      const failed = state.getPending(clientId);
+      if (!failed) return;
+      if (socket?.state !== 'connected') {
+        showError('Not connected right now. Retry once the connection is back.');
+        return;
+      }
+      state.removePending(clientId);
+      sendText(failed.room, failed.text); // a fresh clientId: the old one may have been stored
+    },
+    discard(clientId) {
+      state.removePending(clientId);
+      renderMessages();
+    },
+  });
+  const composer = createComposer((text) => (state.active ? sendText(state.active, text) : false));
+  const roomsPanel = createRoomsPanel({
+    create(room) {
+      creating = room;
+      return sendFrame({ type: 'create', room });
+    },
+    invite(user) {
+      const room = state.active;
+      if (!room || !sendFrame({ type: 'invite', room, user })) return false;
+      announce(`Invitation for ${user} sent.`);
+      return true;
+    },
+    remove(user) {
+      const room = state.active;
+      if (!room || !sendFrame({ type: 'remove', room, user })) return false;
+      announce(`Removal of ${user} from ${room} sent.`);
+      return true;
+    },
+  });
+  const account = createAccount({
+    currentUser: () => state.user,
+    onLoggedOut: () => options.onLoggedOut(),
+    onSessionEnded: (message) => options.onSessionEnded(message),
+  });
+
+  // ---- socket events -----------------------------------------------------------
+
+  function onState(connection: ConnectionState): void {
+    indicator.set(connection);
+    if (connection !== 'connected') {
+      // Whatever was in flight on the old socket may or may not have been stored.
+      state.failUnconfirmed('Connection lost before the server confirmed this message; it may still have arrived.');
+      state.cancelLoadingOlder();
+      renderMessages();
+    }
+    renderComposer();
+  }
+
+  function onFrame(frame: ServerFrame): void {
+    switch (frame.type) {
+      case 'rooms':
+        return onRooms(frame);
+      case 'history':
+        return onHistory(frame);
+      case 'message':
+        return onMessage(frame);
+      case 'ack':
+        if (state.ack(frame.clientId, frame.id)) renderMessages();
+        return;
+      case 'error':
+        return onError(frame);
+    }
+  }
+
+  function onRooms(frame: RoomsFrame): void {
+    const previous = state.active;
+    const removed = state.setRooms(frame.user, frame.rooms);
+    currentUser.textContent = frame.user;
+    if (previous && removed.includes(previous)) announce(`You no longer have access to ${previous}.`);
+
+    if (rejoinPending) {
+      rejoinPending = false;
+      for (const room of state.joined) sendFrame({ type: 'join', room });
+    }
+    if (creating && state.room(creating)) {
+      const room = creating;
+      creating = null;
+      roomsPanel.created();
+      announce(`Room ${room} created.`);
+      selectRoom(room, true);
+      return;
+    }
+    if (state.active === null) {
+      const fallback = state.room(LOBBY) ? LOBBY : state.rooms[0]?.name;
+      if (fallback) {
+        selectRoom(fallback, previous === null); // first load: focus the composer
+        return;
+      }
+    }
+    renderAll();
+  }
+
+  function onHistory(frame: HistoryFrame): void {
+    if (!state.room(frame.room)) return;
+    state.applyHistory(frame.room, frame.messages, frame.more);
+    if (frame.room === state.active) renderMessages();
+  }
+
+  function onMessage(frame: MessageFrame): void {
+    if (!state.room(frame.room)) return;
+    const { id, user, html, ts } = frame;
+    if (!state.addMessage(frame.room, { id, user, html, ts })) return;
+    if (frame.room === state.active) {
+      renderMessages();
+    } else if (user !== state.user) {
+      state.view(frame.room).unread += 1;
+      renderRooms();
+    }
+  }
+
+  function onError(frame: ErrorFrame): void {
+    if (frame.clientId !== undefined && state.fail(frame.clientId, `Not sent: ${frame.message}`)) {
+      renderMessages();
+      return;
+    }
+    // Other errors are not tied to a request (the protocol has no request ids for
+    // join / create / invite / remove), so show them and reset what might be waiting.
+    creating = null;
+    state.cancelLoadingOlder();
+    showError(frame.message);
+    renderMessages();
+  }
+
+  // ---- actions -----------------------------------------------------------------
+
+  function sendFrame(frame: ClientFrame): boolean {
+    if (socket?.send(frame)) return true;
+    showError('Not connected right now. Try again once the connection is back.');
+    return false;
+  }
+
+  function sendText(room: string, text: string): boolean {
+    if (socket?.state !== 'connected') return false;
+    const clientId = crypto.randomUUID();
+    state.addPending(room, text, clientId);
+    if (!sendFrame({ type: 'send', room, text, clientId })) {
+      state.removePending(clientId);
+      return false;
+    }
+    renderMessages('bottom');
+    return true;
+  }
+
+  function selectRoom(room: string, focusComposer: boolean): void {
+    if (!state.room(room)) return;
+    state.active = room;
+    state.view(room).unread = 0;
+    if (!state.joined.has(room)) {
+      // Remember the room even if the socket is down: the next connect re-joins it.
+      state.joined.add(room);
+      socket?.send({ type: 'join', room });
+    }
+    renderAll();
+    if (focusComposer) composer.focus();
+  }
+
+  function loadOlder(): void {
+    const room = state.active;
+    if (!room) return;
+    const view = state.view(room);
+    const oldest = view.messages[0];
+    if (!oldest || view.loadingOlder) return;
+    if (!sendFrame({ type: 'history', room, before: oldest.id })) return;
+    view.loadingOlder = true;
+    renderMessages();
+  }
+
+  // ---- rendering ---------------------------------------------------------------
+
+  function renderRooms(): void {
+    roomList.render(
+      state.rooms.map((room) => ({ room, unread: state.view(room.name).unread, owned: room.owner === state.user })),
+      state.active,
+    );
+  }
+
+  function renderMessages(scroll: 'keep' | 'bottom' = 'keep'): void {
+    const room = state.active;
+    messages.show(room, room ? state.view(room) : null, room ? state.pendingIn(room) : [], state.user, scroll);
+  }
+
+  function renderComposer(): void {
+    composer.update(state.active, socket?.state === 'connected');
+  }
+
+  function renderAll(): void {
+    const room = state.active ? state.room(state.active) : undefined;
+    roomTitle.textContent = room ? room.name : 'No room';
+    document.title = room ? `${room.name} · Parley` : 'Parley';
+    roomsPanel.update(room, room ? state.isOwner(room.name) : false);
+    renderRooms();
+    renderMessages();
+    renderComposer();
+  }
+
+  return {
+    start(username) {
+      state = new ChatState(username);
+      currentUser.textContent = username;
+      screen.hidden = false;
+      renderAll();
+      socket = new ChatSocket({ url: socketUrl(), checkSession });
+      socket.on('state', onState);
+      socket.on('open', () => {
+        rejoinPending = true;
+      });
+      socket.on('frame', onFrame);
+      socket.on('ended', () => options.onSessionEnded('Your session has ended. Please log in again.'));
+      socket.start();
+    },
+    stop() {
+      socket?.stop();
+      socket = null;
+      state = new ChatState('');
+      rejoinPending = false;
+      creating = null;
+      account.closeDialog();
+      roomList.clear();
+      messages.clear();
+      roomsPanel.clear();
+      composer.clear();
+      currentUser.textContent = '';
+      roomTitle.textContent = '';
+      document.title = 'Parley';
+      screen.hidden = true;
+    },
+  };
+}

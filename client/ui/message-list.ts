@@ -1,0 +1,169 @@
+// The message log of the active room (role="log", aria-live="polite"), the
+// "Load older messages" button and the empty-room hint.
+//
+// Message nodes are created once per message id and reused, so an update only adds
+// or removes nodes: screen readers hear just the new messages, and DOMPurify runs
+// once per message rather than on every render.
+import type { ChatMessage } from '../../shared/protocol.ts';
+import { renderMessageHtml } from '../render.ts';
+import type { PendingMessage, PendingStatus, RoomView } from '../state.ts';
+import { byId, el } from './dom.ts';
+
+export type MessageListActions = {
+  loadOlder(): void;
+  retry(clientId: string): void;
+  discard(clientId: string): void;
+};
+
+export type MessageList = {
+  /** Show `room`'s messages. `scroll: 'bottom'` jumps to the newest (after the user sends). */
+  show(room: string | null, view: RoomView | null, pending: PendingMessage[], me: string, scroll?: 'keep' | 'bottom'): void;
+  clear(): void;
+};
+
+/** Within this many pixels of the bottom counts as "reading the newest messages". */
+const STICKY_BOTTOM_PX = 48;
+
+export function createMessageList(actions: MessageListActions): MessageList {
+  const log = byId('messages', HTMLElement);
+  const empty = byId('messages-empty', HTMLElement);
+  const loadOlder = byId('load-older', HTMLButtonElement);
+  /** room → message id → node. Dropped on clear() (session end). */
+  let nodes = new Map<string, Map<number, HTMLElement>>();
+  /** clientId → node of a message still waiting for the server, rebuilt when its status changes. */
+  let pendingNodes = new Map<string, { status: PendingStatus; node: HTMLElement }>();
+  let shownRoom: string | null = null;
+
+  loadOlder.addEventListener('click', () => actions.loadOlder());
+  log.addEventListener('click', (event) => {
+    const button = event.target instanceof Element ? event.target.closest('button[data-action]') : null;
+    const clientId = button?.closest('[data-client-id]')?.getAttribute('data-client-id');
+    if (!button || !clientId) return;
+    if (button.getAttribute('data-action') === 'retry') actions.retry(clientId);
+    else actions.discard(clientId);
+  });
+
+  function messageNode(room: string, message: ChatMessage, me: string): HTMLElement {
+    let roomNodes = nodes.get(room);
+    if (!roomNodes) nodes.set(room, (roomNodes = new Map()));
+    let node = roomNodes.get(message.id);
+    if (!node) {
+      const body = el('div', { className: 'message-body' });
+      renderMessageHtml(body, message.html); // the one HTML sink, via the Trusted Types policy
+      node = el('article', { className: message.user === me ? 'message own' : 'message', attrs: { 'data-id': String(message.id) } },
+        el('header', { className: 'message-meta' },
+          el('span', { className: 'message-user', text: message.user }), // ASVS 3.2.2: text, never HTML
+          timeElement(message.ts),
+        ),
+        body,
+      );
+      roomNodes.set(message.id, node);
+    }
+    return node;
+  }
+
+  function pendingNode(pending: PendingMessage, me: string): HTMLElement {
+    const cached = pendingNodes.get(pending.clientId);
+    if (cached && cached.status === pending.status) return cached.node;
+    const node = createPendingNode(pending, me);
+    pendingNodes.set(pending.clientId, { status: pending.status, node });
+    return node;
+  }
+
+  /** Forget nodes of `room` that are no longer shown (replaced history, settled pending messages). */
+  function prune(room: string): void {
+    for (const [id, node] of nodes.get(room) ?? []) if (!node.isConnected) nodes.get(room)?.delete(id);
+    for (const [clientId, { node }] of pendingNodes) if (!node.isConnected) pendingNodes.delete(clientId);
+  }
+
+  return {
+    show(room, view, pending, me, scroll = 'keep') {
+      const roomChanged = room !== shownRoom;
+      shownRoom = room;
+      const wasAtBottom = log.scrollHeight - log.scrollTop - log.clientHeight <= STICKY_BOTTOM_PX;
+      const anchor = log.firstElementChild;
+      const anchorTop = anchor?.getBoundingClientRect().top ?? 0;
+
+      const wanted: HTMLElement[] = [];
+      if (room && view) {
+        for (const message of view.messages) wanted.push(messageNode(room, message, me));
+        for (const item of pending) wanted.push(pendingNode(item, me));
+      }
+      // While a whole room is swapped in, ask assistive tech not to read it all out.
+      if (roomChanged) {
+        log.setAttribute('aria-busy', 'true');
+        requestAnimationFrame(() => log.removeAttribute('aria-busy'));
+      }
+      reconcile(log, wanted);
+      if (room) prune(room);
+
+      if (roomChanged || scroll === 'bottom' || wasAtBottom) {
+        log.scrollTop = log.scrollHeight;
+      } else if (anchor?.isConnected) {
+        // Older messages were added above: keep what the reader was looking at in place.
+        log.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
+      }
+
+      const loaded = view?.loaded ?? false;
+      empty.hidden = wanted.length > 0 || room === null;
+      empty.textContent = loaded ? 'No messages yet. Say hello!' : 'Loading messages…';
+      loadOlder.hidden = !(view && view.more);
+      loadOlder.disabled = view?.loadingOlder ?? false;
+      loadOlder.textContent = view?.loadingOlder ? 'Loading older messages…' : 'Load older messages';
+    },
+    clear() {
+      nodes = new Map();
+      pendingNodes = new Map();
+      shownRoom = null;
+      log.replaceChildren();
+      empty.hidden = true;
+      loadOlder.hidden = true;
+    },
+  };
+}
+
+/** Make `parent`'s children exactly `wanted`, in order, touching only what differs. */
+function reconcile(parent: HTMLElement, wanted: HTMLElement[]): void {
+  const keep = new Set(wanted);
+  for (const child of [...parent.children]) if (!keep.has(child as HTMLElement)) child.remove();
+  wanted.forEach((node, index) => {
+    if (parent.children[index] !== node) parent.insertBefore(node, parent.children[index] ?? null);
+  });
+}
+
+/** A message we sent that the server has not broadcast back yet: plain text, never parsed as HTML. */
+function createPendingNode(pending: PendingMessage, me: string): HTMLElement {
+  const status =
+    pending.status === 'sending' ? 'Sending…' : pending.status === 'sent' ? 'Sent' : pending.problem;
+  const node = el('article', { className: `message own pending ${pending.status}`, attrs: { 'data-client-id': pending.clientId } },
+    el('header', { className: 'message-meta' },
+      el('span', { className: 'message-user', text: me }),
+      el('span', { className: 'message-status', text: status }),
+    ),
+    el('div', { className: 'message-body pending-text', text: pending.text }),
+  );
+  if (pending.status === 'failed') {
+    node.append(
+      el('div', { className: 'message-actions' },
+        el('button', { className: 'quiet', text: 'Retry', attrs: { type: 'button', 'data-action': 'retry' } }),
+        el('button', { className: 'quiet', text: 'Discard', attrs: { type: 'button', 'data-action': 'discard' } }),
+      ),
+    );
+  }
+  return node;
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+/** `ts` is milliseconds since the epoch. Today's messages show the time, older ones the date too. */
+function timeElement(ts: number): HTMLElement {
+  const date = new Date(ts);
+  if (Number.isNaN(date.getTime())) return el('span');
+  const today = new Date().toDateString() === date.toDateString();
+  return el('time', {
+    className: 'message-time',
+    text: today ? timeFormat.format(date) : dateTimeFormat.format(date),
+    attrs: { datetime: date.toISOString(), title: dateTimeFormat.format(date) },
+  });
+}
