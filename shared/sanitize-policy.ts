@@ -16,7 +16,7 @@ export const SANITIZE_CONFIG = {
   ALLOW_DATA_ATTR: false,
   ALLOW_ARIA_ATTR: false,
   ALLOW_UNKNOWN_PROTOCOLS: false,
-  KEEP_CONTENT: true, // a removed <script> loses its element; text inside stays visible, inert
+  KEEP_CONTENT: true, // unknown tags are unwrapped, their text kept (DOMPurify still drops the content of script, style, svg, math…)
   USE_PROFILES: false,
 } satisfies Config;
 
