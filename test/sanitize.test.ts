@@ -5,69 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { JSDOM } from 'jsdom';
-import { ALLOWED_ATTR, ALLOWED_TAGS } from '../shared/sanitize-policy.ts';
 import { sanitizeMany, sanitizeMessage } from '../server/security/sanitize.ts';
 import { BENIGN_CASES, XSS_PAYLOADS } from './fixtures/xss-payloads.ts';
-
-const HTML_NS = 'http://www.w3.org/1999/xhtml';
-// Written out independently of the policy's regexp: only absolute https: and mailto: links.
-const SAFE_HREF = /^(?:https:\/\/|mailto:)/i;
-const SAFE_PROTOCOLS = new Set(['https:', 'mailto:']);
-
-// A window of its own, separate from the sanitizer's. jsdom defaults: no scripts run,
-// nothing is fetched, so parsing a payload here is harmless.
-const checker = new JSDOM('');
-
-/** Everything in `html` that the message policy forbids, as readable strings. */
-function violations(html: string): string[] {
-  const found: string[] = [];
-  // 1. As a fragment: the way a client inserts a message (innerHTML of an element).
-  walk(JSDOM.fragment(html), found);
-  // 2. As a whole document: also catches <body onload>, <meta>/<base> hoisted into <head>.
-  const doc = new checker.window.DOMParser().parseFromString(html, 'text/html');
-  for (const el of [doc.documentElement, doc.head, doc.body]) {
-    for (const attr of Array.from(el.attributes)) found.push(`<${el.localName}> carries ${attr.name}`);
-  }
-  if (doc.head.childNodes.length > 0) found.push('content hoisted into <head>');
-  walk(doc.body, found);
-  return found;
-}
-
-function walk(parent: Node, found: string[]): void {
-  for (const node of Array.from(parent.childNodes)) {
-    switch (node.nodeType) {
-      case node.TEXT_NODE:
-        break;
-      case node.ELEMENT_NODE: {
-        const el = node as Element;
-        if (el.namespaceURI !== HTML_NS || !ALLOWED_TAGS.includes(el.localName)) {
-          found.push(`element ${el.namespaceURI === HTML_NS ? '' : `${el.namespaceURI} `}<${el.localName}>`);
-        }
-        for (const attr of Array.from(el.attributes)) {
-          const name = attr.name.toLowerCase();
-          if (name.startsWith('on')) found.push(`event handler ${attr.name} on <${el.localName}>`);
-          else if (!ALLOWED_ATTR.includes(name)) found.push(`attribute ${attr.name} on <${el.localName}>`);
-          if (name === 'href') checkHref(attr.value, found);
-        }
-        if (el.localName === 'template') walk((el as HTMLTemplateElement).content, found);
-        walk(el, found);
-        break;
-      }
-      default: // comments, processing instructions, CDATA, doctypes: never needed in a message
-        found.push(`node type ${node.nodeType} (${node.nodeName})`);
-    }
-  }
-}
-
-function checkHref(value: string, found: string[]): void {
-  if (!SAFE_HREF.test(value)) {
-    found.push(`href ${JSON.stringify(value)}`);
-    return;
-  }
-  const url = URL.parse(value); // what a browser resolves it to; null: unusable, not dangerous
-  if (url !== null && !SAFE_PROTOCOLS.has(url.protocol)) found.push(`href resolves to ${url.protocol}`);
-}
+import { JSDOM } from 'jsdom';
+import { violations } from './helpers/inert-html.ts';
 
 test('payload list is well-formed', () => {
   assert.ok(XSS_PAYLOADS.length >= 30 && XSS_PAYLOADS.length <= 60, `${XSS_PAYLOADS.length} payloads`);

@@ -1,6 +1,6 @@
 // What a browser would build from an HTML string, checked against the message policy.
 // Written out here, independently of shared/sanitize-policy.ts, so a loosened policy
-// fails the tests that use it (test/xss-pipeline.test.ts, test/client-render.test.ts).
+// fails the tests that use it (sanitize, xss-pipeline, client-render).
 import { JSDOM } from 'jsdom';
 
 const HTML_NS = 'http://www.w3.org/1999/xhtml';
