@@ -1,0 +1,229 @@
+// The attacker's web site (an Express app served over HTTPS by lab.ts). Its pages live in
+// lab/public/ and use no inline script: the attacker site has its own strict CSP too,
+// because it is teaching material and should model clean pages.
+//
+// Besides static pages it has a small API the pages use:
+//   GET  /config.json          origins and which Parley controls are switched off
+//   GET  /events               Server-Sent Events: what Parley saw and decided (lab.ts)
+//   POST /api/xss              posts the XSS payloads into Parley's lobby as "mallory"
+//   GET  /pwned?via=…          the beacon a payload would navigate to if it ever ran
+//   GET  /api/target-headers   Parley's framing headers, for the clickjacking page
+import https from 'node:https';
+import path from 'node:path';
+import express, { type RequestHandler } from 'express';
+import { WebSocket } from 'ws';
+import type { Control } from '../server/config.ts';
+import type { LabEventBus } from './lab.ts';
+import { labPayloads, MALLORY } from './payloads.ts';
+
+export type AttackerSiteOptions = {
+  parleyOrigin: string;
+  attackerOrigin: string;
+  siblingOrigin: string;
+  disabled: readonly Control[];
+  events: LabEventBus;
+  /** Parley's certificate, so the lab's own Node client (mallory) can verify it. */
+  ca: string;
+};
+
+const PUBLIC_DIR = path.join(import.meta.dirname, 'public');
+
+export function createAttackerSite(options: AttackerSiteOptions): express.Express {
+  const { parleyOrigin, events } = options;
+  const parleyWs = parleyOrigin.replace(/^https:/, 'wss:');
+  const app = express();
+  app.disable('x-powered-by');
+
+  // The attacker's own CSP: scripts and styles only from this site; it may talk to,
+  // frame and post forms to Parley — that is what the attacks are.
+  const csp = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    `connect-src 'self' ${parleyOrigin} ${parleyWs}`,
+    `frame-src ${parleyOrigin}`,
+    `form-action ${parleyOrigin}`,
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+  const headers: RequestHandler = (_req, res, next) => {
+    res.set({
+      'Content-Security-Policy': csp,
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-store',
+      // No Referrer-Policy: no-referrer here. With it, Chromium sends "Origin: null" on the
+      // forged POSTs (Parley refuses that too); without it the lesson shows the real origin.
+    });
+    next();
+  };
+  app.use(headers);
+
+  app.get('/config.json', (_req, res) => {
+    res.json({
+      parleyOrigin,
+      attackerOrigin: options.attackerOrigin,
+      siblingOrigin: options.siblingOrigin,
+      disabled: options.disabled,
+    });
+  });
+
+  // Live feed for the pages. Recent events are not replayed: a page shows what happens after it loads.
+  app.get('/events', (req, res) => {
+    res.set({ 'Content-Type': 'text/event-stream', Connection: 'keep-alive' });
+    res.flushHeaders();
+    res.write('retry: 1000\n\n');
+    const last = events.recent.at(-1)?.seq ?? 0;
+    res.write(`event: hello\ndata: ${JSON.stringify({ seq: last })}\n\n`);
+    const send = (event: unknown) => res.write(`data: ${JSON.stringify(event)}\n\n`);
+    events.on('event', send);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    req.on('close', () => {
+      clearInterval(keepAlive);
+      events.off('event', send);
+    });
+  });
+
+  app.get('/api/xss/payloads', (_req, res) => {
+    res.json(labPayloads(options.attackerOrigin));
+  });
+
+  app.post('/api/xss', express.json({ limit: '1kb' }), async (_req, res) => {
+    try {
+      const sent = await postAsMallory(options);
+      res.json({ sent, room: 'lobby', user: MALLORY.username });
+    } catch (error) {
+      res.status(502).json({ error: error instanceof Error ? error.message : String(error) });
+    }
+  });
+
+  app.get('/pwned', (req, res) => {
+    const via = typeof req.query['via'] === 'string' ? req.query['via'].slice(0, 60) : 'unknown';
+    events.publish({ kind: 'pwned', via });
+    res.type('text/plain').send(`A payload ran in the victim's browser (${via}). This page should never be reached.`);
+  });
+
+  app.get('/api/target-headers', async (_req, res) => {
+    try {
+      res.json(await framingHeaders(parleyOrigin, options.ca));
+    } catch (error) {
+      res.status(502).json({ error: error instanceof Error ? error.message : String(error) });
+    }
+  });
+
+  app.use(express.static(PUBLIC_DIR, { index: 'index.html', dotfiles: 'ignore' }));
+  app.use((_req, res) => {
+    res.status(404).type('text/plain').send('Not found');
+  });
+  return app;
+}
+
+// ---- the lab's own Node clients of Parley ---------------------------------------------
+
+function parleyRequest(
+  parleyOrigin: string,
+  ca: string,
+  method: string,
+  urlPath: string,
+  body?: unknown,
+  cookie?: string,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      parleyOrigin + urlPath,
+      {
+        method,
+        ca,
+        agent: false,
+        // Mallory is a registered user acting through Parley's own API, as from Parley's own page.
+        headers: {
+          origin: parleyOrigin,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(cookie ? { cookie } : {}),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+      },
+    );
+    req.on('error', reject);
+    if (body !== undefined) req.write(JSON.stringify(body));
+    req.end();
+  });
+}
+
+async function framingHeaders(parleyOrigin: string, ca: string): Promise<{ status: number; csp: string | null; frameAncestors: string | null; xFrameOptions: string | null }> {
+  const reply = await parleyRequest(parleyOrigin, ca, 'GET', '/');
+  const csp = typeof reply.headers['content-security-policy'] === 'string' ? reply.headers['content-security-policy'] : null;
+  const frameAncestors = csp?.split(';').map((d) => d.trim()).find((d) => d.startsWith('frame-ancestors')) ?? null;
+  const xfo = reply.headers['x-frame-options'];
+  return { status: reply.status, csp, frameAncestors, xFrameOptions: typeof xfo === 'string' ? xfo : null };
+}
+
+async function malloryCookie(parleyOrigin: string, ca: string): Promise<string> {
+  const credentials = { username: MALLORY.username, password: MALLORY.password };
+  const registered = await parleyRequest(parleyOrigin, ca, 'POST', '/api/register', credentials);
+  if (registered.status !== 201 && registered.status !== 409) throw new Error(`registering mallory: HTTP ${registered.status} ${registered.text}`);
+  const login = await parleyRequest(parleyOrigin, ca, 'POST', '/api/login', credentials);
+  if (login.status !== 200) throw new Error(`mallory's login: HTTP ${login.status} ${login.text}`);
+  const setCookie = login.headers['set-cookie'] ?? [];
+  const line = (Array.isArray(setCookie) ? setCookie : [setCookie]).find((c) => c.startsWith('__Host-parley.sid='));
+  if (!line) throw new Error('no session cookie for mallory');
+  return line.split(';')[0]!;
+}
+
+/** Mallory joins the lobby over a normal WSS connection and posts every payload, one per message. */
+async function postAsMallory(options: AttackerSiteOptions): Promise<number> {
+  const { parleyOrigin, ca } = options;
+  const cookie = await malloryCookie(parleyOrigin, ca);
+  const ws = new WebSocket(`${parleyOrigin.replace(/^https:/, 'wss:')}/ws`, { ca, origin: parleyOrigin, headers: { cookie }, perMessageDeflate: false });
+  const inbox: Array<Record<string, unknown>> = [];
+  let wake: (() => void) | null = null;
+  ws.on('message', (data) => {
+    inbox.push(JSON.parse(String(data)) as Record<string, unknown>);
+    wake?.();
+  });
+  const next = (accept: (frame: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('Parley did not answer in time')), timeoutMs);
+      const look = () => {
+        const index = inbox.findIndex(accept);
+        if (index === -1) return;
+        wake = null;
+        clearTimeout(timer);
+        resolve(inbox.splice(index, 1)[0]!);
+      };
+      wake = look;
+      look();
+    });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`mallory's socket was refused: HTTP ${res.statusCode}`)));
+  });
+  try {
+    await next((f) => f['type'] === 'rooms');
+    ws.send(JSON.stringify({ type: 'join', room: 'lobby' }));
+    await next((f) => f['type'] === 'history');
+    const payloads = labPayloads(options.attackerOrigin);
+    for (const [index, payload] of payloads.entries()) {
+      // Wait for each ack; on a rate-limit refusal, back off and resend (Parley allows ~10/s).
+      for (let attempt = 0; ; attempt++) {
+        const clientId = `lab-${index}-${attempt}`;
+        ws.send(JSON.stringify({ type: 'send', room: 'lobby', text: payload.text, clientId }));
+        // A rate-limit refusal comes before the frame is parsed, so it carries no clientId.
+        const reply = await next((f) => f['clientId'] === clientId || (f['type'] === 'error' && f['code'] === 'rate_limited'));
+        if (reply['type'] === 'ack') break;
+        if (reply['code'] !== 'rate_limited' || attempt > 50) throw new Error(`payload ${index} refused: ${String(reply['message'])}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+    return payloads.length;
+  } finally {
+    ws.close(1000);
+  }
+}
