@@ -19,6 +19,10 @@ export type Config = {
   /** express / proxy-addr "trust proxy" value; false = never trust X-Forwarded-For. */
   trustProxy: boolean | number | string;
   dev: boolean;
+  /** redis:// or rediss:// URL: sessions, room fan-out and revocations shared across instances. */
+  redisUrl: string | undefined;
+  /** postgres:// URL: users, rooms and messages in PostgreSQL instead of SQLite. */
+  databaseUrl: string | undefined;
 
   session: { idleMs: number; absoluteMs: number };
   login: {
@@ -97,6 +101,22 @@ function trustProxy(raw: string | undefined): Config['trustProxy'] {
   return raw; // e.g. "loopback" or "10.0.0.0/8" — passed to proxy-addr
 }
 
+/** A connection URL with one of the given schemes; the message never echoes it (it may hold a password). */
+function serviceUrl(env: Env, name: string, schemes: readonly string[]): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a URL.`);
+  }
+  if (!schemes.includes(url.protocol)) {
+    throw new ConfigError(`${name} must start with ${schemes.map((s) => `${s}//`).join(' or ')}.`);
+  }
+  return raw;
+}
+
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 
 /**
@@ -145,6 +165,8 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     sessionSecret,
     trustProxy: trustProxy(env['TRUST_PROXY']),
     dev: argv.includes('--dev'),
+    redisUrl: serviceUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    databaseUrl: serviceUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     session: {
       idleMs: seconds(env, 'SESSION_IDLE_SECONDS', 30 * 60, 0.5, 7 * 24 * 3600),
       absoluteMs: seconds(env, 'SESSION_ABSOLUTE_SECONDS', 12 * 3600, 1, 30 * 24 * 3600),

@@ -45,12 +45,22 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`${signal}: closing connections (1001) and the store…\n`);
-    const force = setTimeout(() => process.exit(1), 10_000);
+    process.stderr.write(`${signal}: no new connections; closing sockets (1001), then HTTP and the store…\n`);
+    // parley.close() bounds each of its waits; this is the backstop if something still hangs.
+    const force = setTimeout(() => {
+      process.stderr.write(`${signal}: shutdown did not finish in 10 s; exiting.\n`);
+      process.exit(1);
+    }, 10_000);
     force.unref();
     parley.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => {
+        process.stderr.write(`${signal}: closed cleanly.\n`);
+        process.exit(0);
+      },
+      (error: unknown) => {
+        process.stderr.write(`${signal}: shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(1);
+      },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -3,21 +3,24 @@
 // control matters, with that one control in config.disabled).
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { RequestHandler } from 'express';
 import type { Config } from './config.ts';
 import { createApp, staticClient } from './http/app.ts';
 import { createSessionParser, loadSessionSecret, sessionExpiresAt } from './http/session.ts';
 import { createAuditLog, type AuditLog } from './security/audit-log.ts';
 import { createAddressOf } from './security/client-address.ts';
-import { LoginThrottle } from './security/login-throttle.ts';
 import { createOriginCheck } from './security/origin.ts';
 import { HashLimiter } from './security/passwords.ts';
 import { sanitizeMessage } from './security/sanitize.ts';
-import { Revocations } from './store/revocations.ts';
-import { SqliteStore } from './store/sqlite.ts';
+import { openBackend } from './store/index.ts';
 import type { ParleyStore } from './store/store.ts';
 import { loadCertificate, tlsOptions, type Certificate } from './tls.ts';
 import { createWsSide, type WsSide } from './ws/server.ts';
+import { refuse } from './ws/upgrade-gate.ts';
+
+/** How long a graceful shutdown waits for clients to complete the close handshake. */
+const SHUTDOWN_DRAIN_MS = 5000;
 
 export type Parley = {
   server: https.Server;
@@ -37,11 +40,11 @@ export type ParleyOptions = {
 export async function startParley(config: Config, options: ParleyOptions = {}): Promise<Parley> {
   const log = options.log ?? createAuditLog();
   const certificate = await loadCertificate(config);
-  const store = new SqliteStore(config.dataDir, (data) => sessionExpiresAt(data, config.session));
+  // SQLite, or PostgreSQL and/or Redis when configured: the only place that knows which.
+  const { store, revocations, bus, loginThrottle } = await openBackend(config, log, (data) => sessionExpiresAt(data, config.session));
   const sessionParser = createSessionParser(config, store, loadSessionSecret(config));
   const checkOrigin = createOriginCheck(config.appOrigins);
   const addressOf = createAddressOf(config.trustProxy);
-  const revocations = new Revocations();
   // Lab/test switch: with 'sanitize' disabled, raw text is stored and broadcast as HTML.
   const sanitize = config.disabled.has('sanitize') ? (text: string) => text : sanitizeMessage;
 
@@ -50,7 +53,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     store,
     sessionParser,
     checkOrigin,
-    throttle: new LoginThrottle(config.login),
+    throttle: loginThrottle,
     hashing: new HashLimiter(config.hashing.maxConcurrent, config.hashing.maxQueue),
     revocations,
     log,
@@ -81,6 +84,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     addressOf,
     log,
     sanitize,
+    bus,
     ...(options.dev ? { passThrough: (req) => String(req.headers['sec-websocket-protocol'] ?? '').startsWith('vite-') } : {}),
   });
   server.on('upgrade', ws.onUpgrade);
@@ -111,12 +115,29 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     store,
     ws,
     close: async () => {
-      ws.closeAll();
-      ws.stop();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+      // Graceful shutdown, in this order: stop accepting (no new connections, no new upgrades);
+      // tell every client to reconnect (1001) after the frames already queued for it; wait,
+      // bounded, for the close handshakes (a socket's frames are processed in order and none
+      // after its close); then end HTTP and, last, the store — so whatever a client saw
+      // acknowledged is committed before the process exits.
+      const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.off('upgrade', ws.onUpgrade);
+      server.on('upgrade', (_req, socket: Duplex) => {
+        socket.on('error', () => socket.destroy());
+        refuse(socket, { status: 503, error: 'server_busy', message: 'The server is shutting down. Retry.' });
       });
+      server.closeIdleConnections();
+      const open = [...ws.registry.all()];
+      ws.closeAll();
+      const deadline = Date.now() + SHUTDOWN_DRAIN_MS;
+      while (ws.registry.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (const connection of [...ws.registry.all()]) connection.terminate(); // did not answer the close in time
+      // Frames already received finish their handlers (and their commits) before the store closes.
+      const left = Math.max(0, deadline - Date.now());
+      await Promise.race([Promise.all(open.map((c) => c.settled)), new Promise((resolve) => setTimeout(resolve, left).unref())]);
+      ws.stop();
+      server.closeAllConnections(); // HTTP requests still running after the grace
+      await Promise.race([httpClosed, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       await store.close();
     },
   };

@@ -6,7 +6,7 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { AddressOf } from '../security/client-address.ts';
-import type { LoginThrottle } from '../security/login-throttle.ts';
+import type { LoginLimiter } from '../security/login-throttle.ts';
 import type { OriginVerdict } from '../security/origin.ts';
 import type { HashLimiter } from '../security/passwords.ts';
 import type { Revocations } from '../store/revocations.ts';
@@ -22,7 +22,7 @@ export type AppDeps = {
   store: ParleyStore;
   sessionParser: SessionParser;
   checkOrigin: (origin: string | undefined) => OriginVerdict;
-  throttle: LoginThrottle;
+  throttle: LoginLimiter;
   hashing: HashLimiter;
   revocations: Revocations;
   log: AuditLog;

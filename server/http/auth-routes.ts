@@ -5,7 +5,7 @@ import { NAME_PATTERN, PASSWORD_MAX_LENGTH } from '../../shared/protocol.ts';
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { AddressOf } from '../security/client-address.ts';
-import type { LoginThrottle } from '../security/login-throttle.ts';
+import type { LoginLimiter } from '../security/login-throttle.ts';
 import { dummyPasswordHash, hashPassword, passwordPolicyError, verifyPassword, type HashLimiter } from '../security/passwords.ts';
 import type { Revocations } from '../store/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
@@ -15,7 +15,7 @@ import { SESSION_COOKIE, sessionUser } from './session.ts';
 export type AuthDeps = {
   config: Config;
   store: ParleyStore;
-  throttle: LoginThrottle;
+  throttle: LoginLimiter;
   hashing: HashLimiter;
   revocations: Revocations;
   log: AuditLog;
@@ -94,7 +94,7 @@ export function authRoutes(deps: AuthDeps): Router {
     if (!body) return sendError(res, 400, 'bad_request', 'Send {"username": "...", "password": "..."}.');
     const username = normalizeUsername(body.username);
     const ip = addressOf(req);
-    const wait = throttle.retryAfter(username, ip);
+    const wait = await throttle.retryAfter(username, ip);
     if (wait > 0) {
       log('login_throttled', { user: username.slice(0, 32), ip });
       return retryAfter(res, wait);
@@ -104,11 +104,11 @@ export function authRoutes(deps: AuthDeps): Router {
     const ok = await hashing.run(async () => verifyPassword(body.password, user?.passwordHash ?? (await dummyPasswordHash())));
     if (ok === undefined) return busy(res);
     if (!ok || !user) {
-      throttle.failed(username, ip);
+      await throttle.failed(username, ip);
       log('login_failed', { user: username.slice(0, 32), ip });
       return sendError(res, 401, 'invalid_credentials', 'Wrong username or password.');
     }
-    throttle.succeeded(username);
+    await throttle.succeeded(username);
     // ASVS 7.2.4: a new session id at login defeats session fixation.
     await regenerate(req);
     const now = Date.now();
@@ -146,14 +146,14 @@ export function authRoutes(deps: AuthDeps): Router {
     const body = stringFields(req.body, ['currentPassword', 'newPassword'] as const);
     if (!body) return sendError(res, 400, 'bad_request', 'Send {"currentPassword": "...", "newPassword": "..."}.');
     const ip = addressOf(req);
-    const wait = throttle.retryAfter(user, ip);
+    const wait = await throttle.retryAfter(user, ip);
     if (wait > 0) return retryAfter(res, wait);
     const stored = await store.findUser(user);
     if (!stored) return sendError(res, 401, 'unauthenticated', 'Not signed in.');
     const ok = await hashing.run(() => verifyPassword(body.currentPassword, stored.passwordHash));
     if (ok === undefined) return busy(res);
     if (!ok) {
-      throttle.failed(user, ip);
+      await throttle.failed(user, ip);
       log('password_change_failed', { user, ip });
       return sendError(res, 401, 'invalid_credentials', 'The current password is wrong.');
     }

@@ -2,6 +2,7 @@
 // No stack trace, no internal detail ever reaches the client (ASVS 16.5.1).
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type { AuditLog } from '../security/audit-log.ts';
+import { StoreUnavailableError } from '../store/store.ts';
 
 export function sendError(res: Response, status: number, error: string, message: string): void {
   res.status(status).json({ error, message });
@@ -18,6 +19,12 @@ export function apiErrorHandler(log: AuditLog): ErrorRequestHandler {
     const type = (error as { type?: string }).type;
     if (type === 'entity.parse.failed') return sendError(res, 400, 'bad_json', 'The request body is not valid JSON.');
     if (type === 'entity.too.large') return sendError(res, 413, 'payload_too_large', 'The request body is too large.');
+    if (error instanceof StoreUnavailableError) {
+      // A backend outage: say "try again", log which backend, keep running.
+      log('server_error', { path: req.path, reason: 'store_unavailable', detail: error.message });
+      res.set('Retry-After', '1');
+      return sendError(res, 503, 'server_busy', 'The server is busy. Try again in a moment.');
+    }
     const status = (error as { status?: number }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       return sendError(res, status, 'bad_request', 'The request could not be processed.');

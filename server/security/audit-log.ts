@@ -21,7 +21,9 @@ export type SecurityEvent =
   | 'ws_forbidden'
   | 'ws_dropped_slow_consumer'
   | 'ws_heartbeat_timeout'
-  | 'server_error';
+  | 'server_error'
+  | 'backend_unavailable'
+  | 'backend_recovered';
 
 type Fields = {
   user?: string | undefined;

@@ -9,7 +9,17 @@ import { FailureWindows } from './rate-limit.ts';
 
 type AccountState = { failures: number; lockedUntil: number };
 
-export class LoginThrottle {
+/**
+ * What the account routes need from a throttle. This in-memory one answers at once; the
+ * Redis one (server/store/redis.ts, with REDIS_URL) shares the counts across instances.
+ */
+export type LoginLimiter = {
+  retryAfter: (username: string, address: string) => number | Promise<number>;
+  failed: (username: string, address: string) => void | Promise<void>;
+  succeeded: (username: string) => void | Promise<void>;
+};
+
+export class LoginThrottle implements LoginLimiter {
   readonly #accounts = new Map<string, AccountState>();
   readonly #addresses: FailureWindows;
   readonly #config: Config['login'];

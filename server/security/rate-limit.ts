@@ -1,5 +1,5 @@
-// Rate-limit primitives. Kept in memory: the limits are per process (a multi-instance
-// deployment shares them through Redis: see docs/scaling.md).
+// Rate-limit primitives. Kept in memory: these limits are per process (with REDIS_URL the
+// login throttle is shared through Redis instead; docs/scaling.md lists which is which).
 //
 // Two shapes, on purpose:
 // - TokenBuckets limit *use* per user (messages/s with a burst), where the user is known.

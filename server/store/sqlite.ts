@@ -1,11 +1,11 @@
 // Default storage: one SQLite file under DATA_DIR through Node 24's built-in node:sqlite
 // (no native build step). Why: docs/decisions/001-node-sqlite.md.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import session, { type SessionData } from 'express-session';
 import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
+import { sessionIdHash } from './session-id.ts';
 import type { HistoryPage, ParleyStore, Room, User } from './store.ts';
 
 /** Versioned migrations, applied in order at start; PRAGMA user_version records the last one. */
@@ -62,13 +62,8 @@ function migrate(db: DatabaseSync): void {
   }
 }
 
-/**
- * Session ids are stored only as SHA-256 hashes: a copy of the database file does not
- * hand out live sessions (ASVS 7.2.x: session tokens are secrets).
- */
-function sidHash(sid: string): string {
-  return crypto.createHash('sha256').update(sid).digest('base64url');
-}
+// Session ids are stored only as SHA-256 hashes (server/store/session-id.ts).
+const sidHash = sessionIdHash;
 
 type Callback<T = void> = (error?: unknown, value?: T) => void;
 export type SessionExpiry = (data: SessionData) => number;

@@ -5,6 +5,20 @@
 import type { Store as SessionStore } from 'express-session';
 import type { ChatMessage, RoomInfo } from '../../shared/protocol.ts';
 
+/**
+ * A backend (PostgreSQL, Redis) cannot be reached right now. Callers turn it into a
+ * "try again" answer (HTTP 503 / `server_busy` frame) instead of a 500, and the process
+ * keeps running; the backend's client reconnects by itself.
+ */
+export class StoreUnavailableError extends Error {
+  readonly backend: string;
+  constructor(backend: string, cause?: unknown) {
+    super(`${backend} is unavailable${cause instanceof Error ? `: ${cause.message}` : ''}`, { cause });
+    this.name = 'StoreUnavailableError';
+    this.backend = backend;
+  }
+}
+
 export type User = { name: string; passwordHash: string };
 export type Room = { name: string; owner: string | null; private: boolean };
 export type HistoryPage = { messages: ChatMessage[]; more: boolean };

@@ -1,5 +1,12 @@
 // One socket's life: frames in order, heartbeat, backpressure, and an end that follows
 // its session (expiry, logout, password change → close 1008).
+//
+// Send path: every server frame is framed once (a shared Buffer for a broadcast), queued on
+// this connection, and all frames queued during one event-loop turn go out in one write on
+// the TLS socket. Why this is sound next to ws's own writes (pings, pongs, close frames):
+// docs/decisions/009-fan-out-write-coalescing.md.
+import type { Duplex } from 'node:stream';
+import * as wsModule from 'ws';
 import type { WebSocket } from 'ws';
 import { CLOSE, type ClientFrame, type ErrorCode, type ServerFrame } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
@@ -9,6 +16,34 @@ import type { FrameReader } from './frames.ts';
 const DRAIN_GRACE_MS = 1000;
 /** Over this multiple of the limit the peer is dropped at once: memory stays bounded. */
 const HARD_BOUND_FACTOR = 16;
+
+type FrameOptions = { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean };
+/** ws's own framer (exported by ws as `Sender`; not declared in @types/ws). */
+const { Sender } = wsModule as unknown as { Sender: { frame: (data: Buffer, options: FrameOptions) => Buffer[] } };
+/** RFC 6455 §5.2: one unfragmented text frame; server frames are never masked. */
+const TEXT_FRAME: FrameOptions = { fin: true, opcode: 0x1, mask: false, readOnly: true, rsv1: false };
+
+/**
+ * A complete WebSocket text frame (header + payload in one Buffer), built once and written
+ * as is to any number of sockets. The Buffer is never modified afterwards.
+ */
+export type TextFrame = Buffer & { readonly __textFrame: unique symbol };
+
+export function textFrame(json: string | Buffer): TextFrame {
+  const payload = typeof json === 'string' ? Buffer.from(json) : json;
+  const [header, data] = Sender.frame(payload, TEXT_FRAME) as [Buffer, Buffer?];
+  return (data ? Buffer.concat([header, data], header.length + data.length) : header) as TextFrame;
+}
+
+/** Connections with frames queued this turn; flushed together in the check phase. */
+const dirty: Connection[] = [];
+let flushScheduled = false;
+
+function flushDirty(): void {
+  flushScheduled = false;
+  const connections = dirty.splice(0);
+  for (const connection of connections) connection.flush();
+}
 
 export type ConnectionDeps = {
   readFrame: FrameReader;
@@ -33,14 +68,27 @@ export class Connection {
   #drainCheck: NodeJS.Timeout | undefined;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Frames queued this turn, in the order send() was called; written by flush(). */
+  #out: Buffer[] = [];
+  #outBytes = 0;
   readonly #ws: WebSocket;
+  /** The TLS socket ws was handed in handleUpgrade: the one our frames are written to. */
+  readonly #socket: Duplex;
   readonly #deps: ConnectionDeps;
   readonly user: string;
   readonly sid: string;
   readonly ip: string;
 
-  constructor(ws: WebSocket, identity: { user: string; sid: string; ip: string; expiresAt: number }, deps: ConnectionDeps) {
+  constructor(
+    ws: WebSocket,
+    identity: { socket: Duplex; user: string; sid: string; ip: string; expiresAt: number },
+    deps: ConnectionDeps,
+  ) {
+    // Writing pre-built frames next to ws is sound only while ws's Sender never holds frames
+    // back, i.e. without permessage-deflate (server.ts turns it off). Fail loudly otherwise.
+    if (ws.extensions !== '') throw new Error(`Connection: unexpected WebSocket extensions "${ws.extensions}"`);
     this.#ws = ws;
+    this.#socket = identity.socket;
     this.#deps = deps;
     this.user = identity.user;
     this.sid = identity.sid;
@@ -56,6 +104,7 @@ export class Connection {
     });
     ws.on('close', (code) => {
       this.#closed = true;
+      this.#discard();
       clearTimeout(this.#timer);
       clearTimeout(this.#drainCheck);
       deps.log('ws_close', { user: this.user, ip: this.ip, code });
@@ -64,12 +113,60 @@ export class Connection {
     this.#arm();
   }
 
+  /** Resolves once every frame received so far has been handled (and its writes committed). */
+  get settled(): Promise<void> {
+    return this.#queue;
+  }
+
   get isOpen(): boolean {
     return !this.#closed && this.#ws.readyState === this.#ws.OPEN;
   }
 
   send(frame: ServerFrame): void {
-    this.sendSerialized(Buffer.from(JSON.stringify(frame)));
+    this.sendFrame(textFrame(JSON.stringify(frame)));
+  }
+
+  /**
+   * Queues one frame (Fanout hands every member the same one). Everything sent to this socket
+   * goes through this queue, so frames keep the order of the calls: an `ack` sent before a
+   * broadcast is delivered before it. The queue is written in one go at the end of the
+   * event-loop turn (flush), so a socket that receives 50 messages in one turn costs one TLS
+   * write, not 100.
+   */
+  sendFrame(frame: TextFrame): void {
+    if (!this.isOpen) return;
+    if (this.#out.length === 0) {
+      dirty.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushDirty);
+      }
+    }
+    this.#out.push(frame);
+    this.#outBytes += frame.length;
+    this.#checkBackpressure();
+  }
+
+  /**
+   * Writes the queued frames as one buffer. Never after close: once ws has begun closing
+   * (our close(), a peer's close frame, a protocol error) its close frame may be on the wire,
+   * and RFC 6455 §5.5.1 allows no data frame after it; the queue is discarded instead.
+   */
+  flush(): void {
+    const out = this.#out;
+    if (out.length === 0) return;
+    const bytes = this.#outBytes;
+    this.#out = [];
+    this.#outBytes = 0;
+    const socket = this.#socket;
+    if (!this.isOpen || socket.destroyed || !socket.writable) return;
+    socket.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes));
+    this.#checkBackpressure();
+  }
+
+  /** Bytes not yet handed to the kernel: our queue plus the socket's (= ws.bufferedAmount). */
+  get bufferedAmount(): number {
+    return this.#outBytes + this.#ws.bufferedAmount;
   }
 
   /**
@@ -77,20 +174,25 @@ export class Connection {
    * buffered without bound. Right after a burst, bytes sit in the buffer only because the
    * event loop has not flushed them yet, so being over the limit starts a grace period;
    * the peer is dropped if it is still over when the grace ends, or at once past a hard bound.
+   * The bound counts this connection's own queue too, so coalescing cannot hide bytes from it.
    */
-  sendSerialized(data: Buffer): void {
-    if (!this.isOpen) return;
-    this.#ws.send(data, { binary: false });
-    const buffered = this.#ws.bufferedAmount;
+  #checkBackpressure(): void {
+    const buffered = this.bufferedAmount;
     const limit = this.#deps.maxBufferedBytes;
+    if (buffered <= limit) return;
     if (buffered > limit * HARD_BOUND_FACTOR) return this.#drop(buffered);
-    if (buffered > limit && !this.#drainCheck) {
+    if (!this.#drainCheck) {
       this.#drainCheck = setTimeout(() => {
         this.#drainCheck = undefined;
-        if (this.isOpen && this.#ws.bufferedAmount > limit) this.#drop(this.#ws.bufferedAmount);
+        if (this.isOpen && this.bufferedAmount > limit) this.#drop(this.bufferedAmount);
       }, DRAIN_GRACE_MS);
       this.#drainCheck.unref();
     }
+  }
+
+  #discard(): void {
+    this.#out = [];
+    this.#outBytes = 0;
   }
 
   #drop(buffered: number): void {
@@ -102,8 +204,10 @@ export class Connection {
     this.send(clientId === undefined ? { type: 'error', code, message } : { type: 'error', code, message, clientId });
   }
 
+  /** Frames queued before the close (e.g. the `session_expired` error) go out before the close frame. */
   close(code: number, reason: string): void {
     if (this.#closed) return;
+    this.flush();
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#ws.close(code, reason);
@@ -111,6 +215,7 @@ export class Connection {
 
   terminate(): void {
     this.#closed = true;
+    this.#discard();
     clearTimeout(this.#timer);
     clearTimeout(this.#drainCheck);
     this.#ws.terminate();
@@ -153,6 +258,7 @@ export class Connection {
   }
 
   #sessionEnded(): void {
+    if (!this.isOpen) return; // already closed for another reason (e.g. 1013: store unreachable)
     this.#deps.log('session_expired', { user: this.user, ip: this.ip });
     this.sendError('session_expired', 'Your session has ended. Sign in again.');
     this.close(CLOSE.policyViolation, 'session expired');

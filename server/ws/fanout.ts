@@ -1,7 +1,9 @@
 // Room fan-out: who is listening to which room, and delivering one frame to all of them.
-// Each frame is serialized once and the same buffer is handed to every socket.
+// Each message is serialized and framed once; every member's connection queues the same
+// Buffer and writes it with whatever else it was sent this turn (connection.ts, and
+// docs/decisions/009-fan-out-write-coalescing.md for the measurements and the why).
 import type { ServerFrame } from '../../shared/protocol.ts';
-import type { Connection } from './connection.ts';
+import { textFrame, type Connection } from './connection.ts';
 
 export class Fanout {
   readonly #rooms = new Map<string, Set<Connection>>();
@@ -28,7 +30,7 @@ export class Fanout {
   broadcast(room: string, frame: ServerFrame): void {
     const set = this.#rooms.get(room);
     if (!set || set.size === 0) return;
-    const data = Buffer.from(JSON.stringify(frame));
-    for (const connection of set) connection.sendSerialized(data);
+    const framed = textFrame(JSON.stringify(frame));
+    for (const connection of set) connection.sendFrame(framed);
   }
 }

@@ -3,7 +3,7 @@
 // so a member removed from a room loses it at their very next frame.
 import { HISTORY_PAGE_SIZE, LOBBY, type ClientFrame, type ErrorCode } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
-import type { ParleyStore } from '../store/store.ts';
+import { StoreUnavailableError, type ParleyStore } from '../store/store.ts';
 import type { Connection } from './connection.ts';
 import type { Fanout } from './fanout.ts';
 import type { Registry } from './registry.ts';
@@ -14,11 +14,13 @@ export type HandlerDeps = {
   registry: Registry;
   sanitize: (text: string) => string;
   log: AuditLog;
+  /** With several instances: tell the others that this user's rooms changed. */
+  onMembershipChanged?: ((user: string) => void) | undefined;
 };
 
 type Access = { ok: true; owner: string | null } | { ok: false; code: ErrorCode; message: string };
 
-export function createHandlers({ store, fanout, registry, sanitize, log }: HandlerDeps) {
+export function createHandlers({ store, fanout, registry, sanitize, log, onMembershipChanged }: HandlerDeps) {
   async function access(room: string, user: string): Promise<Access> {
     const found = await store.findRoom(room);
     if (!found) return { ok: false, code: 'no_such_room', message: 'No such room.' };
@@ -45,7 +47,19 @@ export function createHandlers({ store, fanout, registry, sanitize, log }: Handl
     }
   }
 
+  /** A backend outage is a "try again" for the client (and one log line), not an internal error. */
   async function handle(connection: Connection, frame: ClientFrame): Promise<void> {
+    try {
+      await dispatch(connection, frame);
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      log('server_error', { user: connection.user, reason: 'store_unavailable', detail: error.message });
+      const clientId = frame.type === 'send' ? frame.clientId : undefined;
+      connection.sendError('server_busy', 'The server is busy. Try again in a moment.', clientId);
+    }
+  }
+
+  async function dispatch(connection: Connection, frame: ClientFrame): Promise<void> {
     const { user } = connection;
     switch (frame.type) {
       case 'join': {
@@ -80,6 +94,7 @@ export function createHandlers({ store, fanout, registry, sanitize, log }: Handl
           return connection.sendError('room_exists', 'A room with that name exists.');
         }
         await pushRooms(user);
+        onMembershipChanged?.(user);
         return;
       }
       case 'invite':
@@ -96,10 +111,11 @@ export function createHandlers({ store, fanout, registry, sanitize, log }: Handl
         else await store.removeMember(frame.room, frame.user);
         await pushRooms(frame.user);
         await pushRooms(user);
+        onMembershipChanged?.(frame.user);
         return;
       }
     }
   }
 
-  return { handle };
+  return { handle, pushRooms };
 }

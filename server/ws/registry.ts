@@ -1,11 +1,14 @@
 // Who is connected: live connections by user and by session, and the per-user cap.
 // The upgrade gate reserves a slot before the handshake so concurrent upgrades cannot
 // race past the cap; revocations find every socket of a session or user here.
+import { sessionIdHash } from '../store/session-id.ts';
 import type { Connection } from './connection.ts';
 
 export class Registry {
   readonly #byUser = new Map<string, Set<Connection>>();
-  readonly #bySid = new Map<string, Set<Connection>>();
+  /** Keyed by the session id's hash: revocations name sessions by hash (server/store/revocations.ts). */
+  readonly #bySidHash = new Map<string, Set<Connection>>();
+  readonly #hashOf = new WeakMap<Connection, string>();
   readonly #pending = new Map<string, number>();
 
   /** Live plus reserved connections of a user. */
@@ -28,12 +31,14 @@ export class Registry {
 
   add(connection: Connection): void {
     add(this.#byUser, connection.user, connection);
-    add(this.#bySid, connection.sid, connection);
+    const hash = sessionIdHash(connection.sid);
+    this.#hashOf.set(connection, hash);
+    add(this.#bySidHash, hash, connection);
   }
 
   remove(connection: Connection): void {
     remove(this.#byUser, connection.user, connection);
-    remove(this.#bySid, connection.sid, connection);
+    remove(this.#bySidHash, this.#hashOf.get(connection) ?? sessionIdHash(connection.sid), connection);
   }
 
   ofUser(user: string): ReadonlySet<Connection> {
@@ -41,7 +46,11 @@ export class Registry {
   }
 
   ofSession(sid: string): ReadonlySet<Connection> {
-    return this.#bySid.get(sid) ?? EMPTY;
+    return this.ofSessionHash(sessionIdHash(sid));
+  }
+
+  ofSessionHash(sidHash: string): ReadonlySet<Connection> {
+    return this.#bySidHash.get(sidHash) ?? EMPTY;
   }
 
   *all(): Iterable<Connection> {

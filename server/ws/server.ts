@@ -11,6 +11,7 @@ import type { AddressOf } from '../security/client-address.ts';
 import type { OriginVerdict } from '../security/origin.ts';
 import type { Revocations } from '../store/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
+import { ClusterFanout, type RoomBus } from './cluster-fanout.ts';
 import { Connection } from './connection.ts';
 import { Fanout } from './fanout.ts';
 import { createFrameReader } from './frames.ts';
@@ -28,7 +29,12 @@ export type WsDeps = {
   log: AuditLog;
   sanitize: (text: string) => string;
   passThrough?: (req: IncomingMessage) => boolean;
+  /** With several instances (REDIS_URL): carries room messages to the others. */
+  bus?: RoomBus | undefined;
 };
+
+/** RFC 6455 1013 "Try Again Later": the session store is unreachable; the client reconnects. */
+const TRY_AGAIN_LATER = 1013;
 
 export type WsSide = {
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -47,16 +53,43 @@ export function createWsSide(deps: WsDeps): WsSide {
     clientTracking: false, // the Registry tracks connections
   });
   const registry = new Registry();
-  const fanout = new Fanout();
-  const { handle } = createHandlers({ store, fanout, registry, sanitize: deps.sanitize, log });
+  const { bus } = deps;
+  // One instance: the local Fanout. Several: the same, plus Redis pub/sub to and from the others.
+  const fanout = bus ? new ClusterFanout(bus) : new Fanout();
+  const { handle, pushRooms } = createHandlers({
+    store,
+    fanout,
+    registry,
+    sanitize: deps.sanitize,
+    log,
+    onMembershipChanged: bus && ((user) => bus.publishMembership(user)),
+  });
+  // An invite or removal made on another instance: refresh this user's sockets here too.
+  bus?.subscribeMembership((user) =>
+    void pushRooms(user).catch((error: unknown) =>
+      log('server_error', { user, reason: 'membership_refresh', detail: error instanceof Error ? error.message : 'unknown' }),
+    ),
+  );
   const readFrame = createFrameReader(config, log);
   const sessionChecked = !config.disabled.has('session');
 
   async function sessionDeadline(connection: Connection, touch: boolean): Promise<number | undefined> {
     if (!sessionChecked) return Date.now() + config.session.idleMs;
+    let unavailable: unknown;
     const data = await new Promise<import('express-session').SessionData | null | undefined>((resolve) =>
-      store.sessions.get(connection.sid, (error, value) => resolve(error ? undefined : value)),
+      store.sessions.get(connection.sid, (error, value) => {
+        if (error) unavailable = error;
+        resolve(error ? undefined : value);
+      }),
     );
+    if (unavailable !== undefined) {
+      // The session cannot be checked (store outage): fail closed, but do not pretend the
+      // session ended — the client is told to come back, not to sign in again.
+      log('server_error', { user: connection.user, reason: 'session_store', detail: String(unavailable instanceof Error ? unavailable.message : unavailable) });
+      connection.sendError('server_busy', 'The server is busy. Reconnecting…');
+      connection.close(TRY_AGAIN_LATER, 'try again later');
+      return undefined;
+    }
     if (!data?.user || data.user !== connection.user) return undefined;
     if (touch) {
       data.lastSeenAt = Date.now();
@@ -99,8 +132,9 @@ export function createWsSide(deps: WsDeps): WsSide {
   });
 
   // ASVS 7.4.1/7.4.3: logout and password change end live sockets too, not only cookies.
+  // With REDIS_URL, notices from every instance arrive here (server/store/revocations.ts).
   const unsubscribe = revocations.subscribe((revocation) => {
-    const sockets = revocation.kind === 'session' ? registry.ofSession(revocation.sid) : registry.ofUser(revocation.user);
+    const sockets = revocation.kind === 'session' ? registry.ofSessionHash(revocation.sidHash) : registry.ofUser(revocation.user);
     for (const connection of [...sockets]) {
       connection.sendError('session_expired', 'Your session has ended. Sign in again.');
       connection.close(CLOSE.policyViolation, revocation.reason === 'expired' ? 'session expired' : 'session ended');

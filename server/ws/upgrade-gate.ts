@@ -1,6 +1,6 @@
 // The upgrade gate: every WebSocket handshake passes here, in the HTTPS server's
 // 'upgrade' event, before ws.handleUpgrade. Checks run cheapest first:
-//   address failure limit → path → Origin → session → per-user cap.
+//   Origin → path → session → per-user cap; anonymous failures are counted per address.
 // A refusal is a plain HTTP response (never a 101) and the socket is destroyed.
 // (ASVS 4.4.1–4.4.4; OWASP WebSocket cheat sheet: Origin + authentication at handshake.)
 import type { IncomingMessage } from 'node:http';
@@ -17,7 +17,8 @@ import type { Registry } from './registry.ts';
 
 export const WS_PATH = '/ws';
 
-export type Admitted = { ws: WebSocket; user: string; sid: string; ip: string; expiresAt: number };
+/** `socket` is the one handed to ws.handleUpgrade: ws's own transport, which Connection writes frames to. */
+export type Admitted = { ws: WebSocket; socket: Duplex; user: string; sid: string; ip: string; expiresAt: number };
 
 export type GateDeps = {
   config: Config;
@@ -32,7 +33,7 @@ export type GateDeps = {
   passThrough?: (req: IncomingMessage) => boolean;
 };
 
-type Refusal = { status: number; error: string; message: string };
+export type Refusal = { status: number; error: string; message: string };
 
 const REFUSE = {
   throttled: { status: 429, error: 'too_many_failures', message: 'Too many refused connection attempts. Wait and retry.' },
@@ -40,19 +41,31 @@ const REFUSE = {
   origin: { status: 403, error: 'origin_not_allowed', message: 'This origin may not open a WebSocket here.' },
   session: { status: 401, error: 'unauthenticated', message: 'Sign in before opening a WebSocket.' },
   cap: { status: 429, error: 'too_many_connections', message: 'Too many open connections for this user.' },
+  // The session store is unreachable (Redis/PostgreSQL outage): not the client's fault.
+  unavailable: { status: 503, error: 'server_busy', message: 'The server is busy. Try again in a moment.' },
 } satisfies Record<string, Refusal>;
 
-function refuse(socket: Duplex, { status, error, message }: Refusal): void {
+/** A refusal before the handshake: a plain HTTP response, then the socket is destroyed. */
+export function refuse(socket: Duplex, { status, error, message }: Refusal): void {
   const body = JSON.stringify({ error, message });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
       'Connection: close\r\n' +
       'Content-Type: application/json\r\n' +
       'Cache-Control: no-store\r\n' +
+      (status === 503 ? 'Retry-After: 1\r\n' : '') + // an outage or a shutdown: come back soon
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n` +
       body,
     () => socket.destroy(),
   );
+}
+
+/**
+ * A peer reset must not become an uncaught error. A module-level function, not a closure:
+ * a closure here would keep this request (headers, session) alive as long as the socket.
+ */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 function pathOf(req: IncomingMessage): string {
@@ -72,17 +85,22 @@ export function createUpgradeGate(deps: GateDeps): (req: IncomingMessage, socket
   };
 
   return (req, socket, head) => {
-    socket.on('error', () => socket.destroy()); // a peer reset must not become an uncaught error
+    socket.on('error', destroyOnError);
     const ip = addressOf(req);
-    const deny = (reason: keyof typeof REFUSE, user?: string) => {
-      // Anonymous failures count against the address. Not 'cap': that user is known and
-      // already limited per user; counting it would let one user's ninth tab lock out a NAT.
-      if (reason !== 'throttled' && reason !== 'cap') failures.fail(ip);
+    const deny = (refusal: keyof typeof REFUSE, user?: string) => {
+      let reason = refusal;
+      // Anonymous failures (path, Origin, session) count against the address, and once it is
+      // over budget each of them is answered 429. Only failures: an attempt with a valid
+      // session is never refused for its neighbours' failures (a workshop behind one NAT).
+      // Not 'cap' either: that user is known and already limited per user.
+      if (reason === 'path' || reason === 'origin' || reason === 'session') {
+        if (failures.retryAfter(ip) > 0) reason = 'throttled';
+        else failures.fail(ip);
+      }
       log('upgrade_refused', { reason, status: REFUSE[reason].status, ip, user, path: pathOf(req).slice(0, 64) });
       refuse(socket, REFUSE[reason]);
     };
 
-    if (failures.retryAfter(ip) > 0) return deny('throttled');
     const path = pathOf(req);
     // ASVS 4.4.2: exact-match Origin allowlist; missing, "null" and look-alikes refused.
     if (checks.origin && !checkOrigin(req.headers.origin).ok) return deny('origin');
@@ -93,8 +111,9 @@ export function createUpgradeGate(deps: GateDeps): (req: IncomingMessage, socket
 
     // The same session parser as the HTTP routes (the ws express-session pattern).
     const sreq = req as SessionRequest;
-    sessionParser(sreq as never, {} as never, () => {
+    sessionParser(sreq as never, {} as never, (error?: unknown) => {
       if (socket.destroyed) return;
+      if (error) return deny('unavailable');
       const user = sessionUser(sreq, config.session) ?? (checks.session ? undefined : 'anonymous');
       if (!user) return deny('session');
       if (checks.cap && registry.count(user) >= config.upgrade.maxConnectionsPerUser) return deny('cap', user);
@@ -106,7 +125,7 @@ export function createUpgradeGate(deps: GateDeps): (req: IncomingMessage, socket
       const expiresAt = sreq.session?.createdAt ? sessionExpiresAt(sreq.session as never, config.session) : Date.now() + config.session.idleMs;
       wss.handleUpgrade(req, socket, head, (ws) => {
         release();
-        deps.onAdmitted({ ws, user, sid, ip, expiresAt });
+        deps.onAdmitted({ ws, socket, user, sid, ip, expiresAt });
       });
     });
   };

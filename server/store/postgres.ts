@@ -1,0 +1,339 @@
+// DATABASE_URL: users, rooms, memberships and messages in PostgreSQL through `pg` (a Pool),
+// with the schema of server/store/sqlite.ts. Sessions live here too unless REDIS_URL is
+// set (then in Redis: server/store/redis.ts). Why: docs/decisions/008-scale-out.md.
+import session, { type SessionData } from 'express-session';
+import pg from 'pg';
+import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
+import type { AuditLog } from '../security/audit-log.ts';
+import { sessionIdHash } from './session-id.ts';
+import { StoreUnavailableError, type HistoryPage, type ParleyStore, type Room, type User } from './store.ts';
+
+/**
+ * Versioned migrations, applied in order at start and recorded in schema_migrations.
+ * Append only: a released migration is never edited. `user` is quoted: it is a reserved
+ * word in PostgreSQL, and the column names stay those of the SQLite schema.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE users (
+     name TEXT PRIMARY KEY,
+     password_hash TEXT NOT NULL,
+     created_at BIGINT NOT NULL
+   );
+   CREATE TABLE rooms (
+     name TEXT PRIMARY KEY,
+     owner TEXT REFERENCES users(name),
+     private BOOLEAN NOT NULL,
+     created_at BIGINT NOT NULL
+   );
+   CREATE TABLE members (
+     room TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+     "user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     added_at BIGINT NOT NULL,
+     PRIMARY KEY (room, "user")
+   );
+   CREATE INDEX members_user ON members("user");
+   CREATE TABLE messages (
+     id BIGSERIAL PRIMARY KEY,
+     room TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+     "user" TEXT NOT NULL,
+     html TEXT NOT NULL,
+     ts BIGINT NOT NULL
+   );
+   CREATE INDEX messages_room_id ON messages(room, id);
+   CREATE TABLE sessions (
+     sid_hash TEXT PRIMARY KEY,
+     "user" TEXT,
+     data TEXT NOT NULL,
+     expires BIGINT NOT NULL
+   );
+   CREATE INDEX sessions_user ON sessions("user");
+   CREATE INDEX sessions_expires ON sessions(expires);
+   INSERT INTO rooms (name, owner, private, created_at) VALUES ('${LOBBY}', NULL, false, 0);`,
+];
+
+/** pg_advisory_xact_lock key: "parley" in ASCII. Two instances starting together take turns. */
+const MIGRATION_LOCK = 0x7061726c6579;
+
+/**
+ * Applies the missing migrations in one transaction under an advisory lock: a second
+ * instance starting at the same moment waits, then finds them applied.
+ */
+export async function migrate(pool: pg.Pool): Promise<number> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())',
+    );
+    const { rows } = await client.query<{ version: number }>('SELECT COALESCE(MAX(version), 0)::int AS version FROM schema_migrations');
+    const current = rows[0]?.version ?? 0;
+    for (let version = current; version < MIGRATIONS.length; version++) {
+      await client.query(MIGRATIONS[version]!);
+      await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [version + 1]);
+    }
+    await client.query('COMMIT');
+    return MIGRATIONS.length;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN']);
+
+/** Connection-level failures (server gone, restarting, refusing connections) as opposed to SQL errors. */
+function isUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    // SQLSTATE class 08 = connection exception; 57P01–57P03 = shutdown / cannot connect now; 53300 = too many connections.
+    if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300') return true;
+    if (CONNECTION_CODES.has(code)) return true;
+  }
+  const message = error instanceof Error ? error.message : '';
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|connection error|not queryable/i.test(message);
+}
+
+type Callback<T = void> = (error?: unknown, value?: T) => void;
+export type SessionExpiry = (data: SessionData) => number;
+type Query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<pg.QueryResult<R>>;
+
+/** Sessions in PostgreSQL (DATABASE_URL without REDIS_URL): hashed ids, as in SQLite. */
+class PostgresSessionStore extends session.Store {
+  readonly #query: Query;
+  readonly #expiresAt: SessionExpiry;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(query: Query, expiresAt: SessionExpiry) {
+    super();
+    this.#query = query;
+    this.#expiresAt = expiresAt;
+    this.#timer = setInterval(() => void this.#query('DELETE FROM sessions WHERE expires <= $1', [Date.now()]).catch(() => {}), 60_000);
+    this.#timer.unref();
+  }
+
+  override get(sid: string, callback: Callback<SessionData | null>): void {
+    this.#call(callback, async () => {
+      const { rows } = await this.#query<{ data: string; expires: string }>('SELECT data, expires FROM sessions WHERE sid_hash = $1', [
+        sessionIdHash(sid),
+      ]);
+      const row = rows[0];
+      if (!row || Number(row.expires) <= Date.now()) return null;
+      return JSON.parse(row.data) as SessionData;
+    });
+  }
+
+  override set(sid: string, data: SessionData, callback?: Callback): void {
+    this.#call(callback, async () => {
+      await this.#query(
+        `INSERT INTO sessions (sid_hash, "user", data, expires) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (sid_hash) DO UPDATE SET "user" = excluded."user", data = excluded.data, expires = excluded.expires`,
+        [sessionIdHash(sid), data.user ?? null, JSON.stringify(data), this.#expiresAt(data)],
+      );
+    });
+  }
+
+  override touch(sid: string, data: SessionData, callback?: Callback): void {
+    this.#call(callback, async () => {
+      await this.#query('UPDATE sessions SET data = $1, expires = $2 WHERE sid_hash = $3', [
+        JSON.stringify(data),
+        this.#expiresAt(data),
+        sessionIdHash(sid),
+      ]);
+    });
+  }
+
+  override destroy(sid: string, callback?: Callback): void {
+    this.#call(callback, async () => {
+      await this.#query('DELETE FROM sessions WHERE sid_hash = $1', [sessionIdHash(sid)]);
+    });
+  }
+
+  async destroyAllOf(user: string, keepSid?: string): Promise<number> {
+    const keep = keepSid === undefined ? '' : sessionIdHash(keepSid);
+    const { rows } = await this.#query<{ expires: string }>('DELETE FROM sessions WHERE "user" = $1 AND sid_hash <> $2 RETURNING expires', [user, keep]);
+    const now = Date.now();
+    return rows.filter((row) => Number(row.expires) > now).length; // expired ones were over already
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  #call<T>(callback: Callback<T> | undefined, fn: () => Promise<T>): void {
+    fn().then(
+      (value) => callback?.(undefined, value),
+      (error: unknown) => callback?.(error),
+    );
+  }
+}
+
+export class PostgresStore implements ParleyStore {
+  readonly sessions: PostgresSessionStore;
+  readonly #pool: pg.Pool;
+  readonly #log: AuditLog;
+  #down = false;
+
+  private constructor(pool: pg.Pool, log: AuditLog, sessionExpiresAt: SessionExpiry) {
+    this.#pool = pool;
+    this.#log = log;
+    this.sessions = new PostgresSessionStore(this.#query, sessionExpiresAt);
+  }
+
+  /** Connects, applies migrations (waiting for the database for up to `waitMs`), and returns the store. */
+  static async open(url: string, sessionExpiresAt: SessionExpiry, log: AuditLog, waitMs = 30_000): Promise<PostgresStore> {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: 10,
+      // Fail fast while the database is away: a request gets a 503, it does not hang.
+      connectionTimeoutMillis: 3000,
+      idleTimeoutMillis: 30_000,
+    });
+    const store = new PostgresStore(pool, log, sessionExpiresAt);
+    // An idle client whose server went away emits 'error' on the pool; unhandled, it would crash the process.
+    pool.on('error', (error) => store.#markDown(error));
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      try {
+        await migrate(pool);
+        break;
+      } catch (error) {
+        if (!isUnavailable(error) || Date.now() > deadline) {
+          await pool.end().catch(() => {});
+          throw error;
+        }
+        store.#markDown(error);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+    store.#markUp();
+    return store;
+  }
+
+  #markDown(error: unknown): void {
+    if (this.#down) return;
+    this.#down = true;
+    this.#log('backend_unavailable', { reason: 'postgres', detail: error instanceof Error ? error.message || error.name : 'unknown' });
+  }
+
+  #markUp(): void {
+    if (!this.#down) return;
+    this.#down = false;
+    this.#log('backend_recovered', { reason: 'postgres' });
+  }
+
+  /** Every query goes through here: a lost database becomes StoreUnavailableError (→ 503 / server_busy). */
+  readonly #query: Query = async (text, values) => {
+    try {
+      const result = await this.#pool.query(text, values);
+      this.#markUp();
+      return result;
+    } catch (error) {
+      if (!isUnavailable(error)) throw error;
+      this.#markDown(error);
+      throw new StoreUnavailableError('postgres', error);
+    }
+  };
+
+  async createUser(name: string, passwordHash: string, now: number): Promise<boolean> {
+    const result = await this.#query('INSERT INTO users (name, password_hash, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
+      name,
+      passwordHash,
+      now,
+    ]);
+    return result.rowCount === 1;
+  }
+
+  async findUser(name: string): Promise<User | undefined> {
+    const { rows } = await this.#query<{ name: string; password_hash: string }>('SELECT name, password_hash FROM users WHERE name = $1', [name]);
+    const row = rows[0];
+    return row && { name: row.name, passwordHash: row.password_hash };
+  }
+
+  async setPasswordHash(name: string, passwordHash: string): Promise<void> {
+    await this.#query('UPDATE users SET password_hash = $1 WHERE name = $2', [passwordHash, name]);
+  }
+
+  async createRoom(name: string, owner: string, now: number): Promise<boolean> {
+    // One statement, so one transaction: the room and its owner's membership, or neither.
+    const { rows } = await this.#query<{ created: boolean }>(
+      `WITH created AS (
+         INSERT INTO rooms (name, owner, private, created_at) VALUES ($1, $2, true, $3) ON CONFLICT DO NOTHING RETURNING name
+       ), member AS (
+         INSERT INTO members (room, "user", added_at) SELECT name, $2, $3 FROM created ON CONFLICT DO NOTHING
+       )
+       SELECT EXISTS (SELECT 1 FROM created) AS created`,
+      [name, owner, now],
+    );
+    return rows[0]?.created === true;
+  }
+
+  async findRoom(name: string): Promise<Room | undefined> {
+    const { rows } = await this.#query<{ name: string; owner: string | null; private: boolean }>(
+      'SELECT name, owner, private FROM rooms WHERE name = $1',
+      [name],
+    );
+    const row = rows[0];
+    return row && { name: row.name, owner: row.owner, private: row.private };
+  }
+
+  async roomsFor(user: string): Promise<RoomInfo[]> {
+    const { rows } = await this.#query<{ name: string; owner: string | null; private: boolean }>(
+      `SELECT r.name, r.owner, r.private FROM rooms r WHERE NOT r.private
+       UNION ALL
+       SELECT r.name, r.owner, r.private FROM rooms r JOIN members m ON m.room = r.name WHERE m."user" = $1
+       ORDER BY 3, 1`,
+      [user],
+    );
+    return rows.map((row) => ({ name: row.name, owner: row.owner, private: row.private }));
+  }
+
+  async isMember(room: string, user: string): Promise<boolean> {
+    const { rows } = await this.#query('SELECT 1 FROM members WHERE room = $1 AND "user" = $2', [room, user]);
+    return rows.length > 0;
+  }
+
+  async addMember(room: string, user: string, now: number): Promise<void> {
+    await this.#query('INSERT INTO members (room, "user", added_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [room, user, now]);
+  }
+
+  async removeMember(room: string, user: string): Promise<void> {
+    await this.#query('DELETE FROM members WHERE room = $1 AND "user" = $2', [room, user]);
+  }
+
+  async addMessage(room: string, user: string, html: string, ts: number): Promise<number> {
+    // Autocommit: when this resolves, the row is committed (and the caller may ack).
+    const { rows } = await this.#query<{ id: string }>('INSERT INTO messages (room, "user", html, ts) VALUES ($1, $2, $3, $4) RETURNING id', [
+      room,
+      user,
+      html,
+      ts,
+    ]);
+    return Number(rows[0]!.id);
+  }
+
+  async history(room: string, limit: number, before?: number): Promise<HistoryPage> {
+    const { rows } = await (before === undefined
+      ? this.#query<{ id: string; user: string; html: string; ts: string }>(
+          'SELECT id, "user", html, ts FROM messages WHERE room = $1 ORDER BY id DESC LIMIT $2',
+          [room, limit + 1],
+        )
+      : this.#query<{ id: string; user: string; html: string; ts: string }>(
+          'SELECT id, "user", html, ts FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3',
+          [room, before, limit + 1],
+        ));
+    const more = rows.length > limit;
+    const messages = rows
+      .slice(0, limit)
+      .reverse()
+      .map((r) => ({ id: Number(r.id), user: r.user, html: r.html, ts: Number(r.ts) }));
+    return { messages, more };
+  }
+
+  async close(): Promise<void> {
+    this.sessions.close();
+    await this.#pool.end();
+  }
+}
