@@ -1,0 +1,181 @@
+// One storage interface, every implementation: the same behaviour checks run against
+// SQLite, PostgreSQL, and the Redis-sessions combination (openBackend with REDIS_URL),
+// each on a real engine. Plus PostgreSQL's migration discipline under concurrent starts.
+// Run: npx node --test test/scale/store-conformance.test.ts
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { SessionData } from 'express-session';
+import pg from 'pg';
+import { createClient } from 'redis';
+import { loadConfig } from '../../server/config.ts';
+import { createAuditLog } from '../../server/security/audit-log.ts';
+import { openBackend } from '../../server/store/index.ts';
+import { migrate } from '../../server/store/postgres.ts';
+import { sessionIdHash } from '../../server/store/session-id.ts';
+import type { ParleyStore } from '../../server/store/store.ts';
+import { startPostgres, startRedis, type PostgresService, type RedisService } from '../helpers/services.ts';
+
+type Engine = { name: string; env: () => Record<string, string> };
+
+let postgres: PostgresService;
+let redis: RedisService;
+const dirs: string[] = [];
+
+before(async () => {
+  [postgres, redis] = await Promise.all([startPostgres(), startRedis()]);
+});
+after(async () => {
+  await redis?.stop();
+  await postgres?.destroy();
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh PostgreSQL database per engine run, so the runs do not see each other's rows. */
+async function freshDatabase(name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: postgres.url });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return postgres.url.replace(/\/postgres$/, `/${name}`);
+}
+
+const ENGINES: Engine[] = [
+  { name: 'SQLite', env: () => ({}) },
+  { name: 'PostgreSQL', env: () => ({ DATABASE_URL: databaseUrls.get('PostgreSQL')! }) },
+  { name: 'SQLite + Redis sessions', env: () => ({ REDIS_URL: redis.url }) },
+  { name: 'PostgreSQL + Redis sessions', env: () => ({ DATABASE_URL: databaseUrls.get('PostgreSQL + Redis sessions')!, REDIS_URL: redis.url }) },
+];
+const databaseUrls = new Map<string, string>();
+
+/** Session data as the login route writes it. */
+function sessionData(user: string, createdAt: number): SessionData {
+  return { cookie: { originalMaxAge: null, path: '/', httpOnly: true, secure: true, sameSite: 'strict' }, user, createdAt, lastSeenAt: createdAt } as unknown as SessionData;
+}
+
+const get = (store: ParleyStore, sid: string) =>
+  new Promise<SessionData | null | undefined>((resolve, reject) => store.sessions.get(sid, (error, data) => (error ? reject(error) : resolve(data))));
+const set = (store: ParleyStore, sid: string, data: SessionData) =>
+  new Promise<void>((resolve, reject) => store.sessions.set(sid, data, (error) => (error ? reject(error) : resolve())));
+const destroy = (store: ParleyStore, sid: string) =>
+  new Promise<void>((resolve, reject) => store.sessions.destroy(sid, (error) => (error ? reject(error) : resolve())));
+
+for (const [index, engine] of ENGINES.entries()) {
+  describe(`ParleyStore on ${engine.name}`, () => {
+    let store: ParleyStore;
+    const idleMs = 1500;
+
+    before(async () => {
+      if (engine.name.startsWith('PostgreSQL')) databaseUrls.set(engine.name, await freshDatabase(`conformance_${index}`));
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-conformance-'));
+      dirs.push(dataDir);
+      const config = loadConfig({ DATA_DIR: dataDir, ...engine.env() }, []);
+      const backend = await openBackend(config, createAuditLog(() => {}), (data) => Math.min(data.createdAt + 3_600_000, data.lastSeenAt + idleMs));
+      store = backend.store;
+    });
+    after(async () => {
+      await store?.close();
+    });
+
+    test('users: created once (a second create of the name is refused), found, password hash replaced', async () => {
+      assert.equal(await store.createUser('alice', 'hash-1', 1), true);
+      assert.equal(await store.createUser('alice', 'hash-2', 2), false);
+      assert.deepEqual(await store.findUser('alice'), { name: 'alice', passwordHash: 'hash-1' });
+      await store.setPasswordHash('alice', 'hash-3');
+      assert.equal((await store.findUser('alice'))?.passwordHash, 'hash-3');
+      assert.equal(await store.findUser('nobody'), undefined);
+    });
+
+    test('rooms: the lobby exists; a private room is created once with its owner as member; membership is added and removed', async () => {
+      await store.createUser('bob', 'h', 1);
+      assert.deepEqual(await store.findRoom('lobby'), { name: 'lobby', owner: null, private: false });
+      assert.equal(await store.createRoom('team', 'alice', 5), true);
+      assert.equal(await store.createRoom('team', 'bob', 6), false);
+      assert.deepEqual(await store.findRoom('team'), { name: 'team', owner: 'alice', private: true });
+      assert.equal(await store.isMember('team', 'alice'), true);
+      assert.equal(await store.isMember('team', 'bob'), false);
+      assert.deepEqual((await store.roomsFor('bob')).map((r) => r.name), ['lobby']);
+      await store.addMember('team', 'bob', 7);
+      await store.addMember('team', 'bob', 8); // idempotent
+      assert.deepEqual(await store.roomsFor('bob'), [
+        { name: 'lobby', owner: null, private: false },
+        { name: 'team', owner: 'alice', private: true },
+      ]);
+      await store.removeMember('team', 'bob');
+      assert.equal(await store.isMember('team', 'bob'), false);
+    });
+
+    test('messages: ids increase; history pages are oldest-first with `more`, and `before` walks back to the start', async () => {
+      const ids: number[] = [];
+      for (let i = 0; i < 23; i++) ids.push(await store.addMessage('lobby', 'alice', `<b>m${i}</b>`, 1000 + i));
+      for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!);
+      const latest = await store.history('lobby', 10);
+      assert.equal(latest.more, true);
+      assert.deepEqual(latest.messages.map((m) => m.id), ids.slice(-10));
+      assert.deepEqual(latest.messages[9], { id: ids[22], user: 'alice', html: '<b>m22</b>', ts: 1022 });
+      const older = await store.history('lobby', 10, latest.messages[0]!.id);
+      assert.deepEqual(older.messages.map((m) => m.id), ids.slice(3, 13));
+      const oldest = await store.history('lobby', 10, older.messages[0]!.id);
+      assert.deepEqual(oldest.messages.map((m) => m.id), ids.slice(0, 3));
+      assert.equal(oldest.more, false);
+      assert.deepEqual(await store.history('team', 10), { messages: [], more: false });
+    });
+
+    test('sessions: stored, read back, destroyed; unreadable once their deadline (idle timeout) has passed', async () => {
+      const now = Date.now();
+      await set(store, 'sid-one', sessionData('alice', now));
+      assert.equal((await get(store, 'sid-one'))?.user, 'alice');
+      await destroy(store, 'sid-one');
+      assert.equal(await get(store, 'sid-one'), null);
+      await set(store, 'sid-short', sessionData('alice', now));
+      await new Promise((resolve) => setTimeout(resolve, idleMs + 100));
+      assert.equal(await get(store, 'sid-short'), null);
+    });
+
+    test('sessions: destroyAllOf ends every session of the user but the one kept, and no other user’s', async () => {
+      const now = Date.now();
+      for (const sid of ['a1', 'a2', 'a3']) await set(store, sid, sessionData('alice', now));
+      await set(store, 'b1', sessionData('bob', now));
+      assert.equal(await store.sessions.destroyAllOf('alice', 'a2'), 2);
+      assert.equal(await get(store, 'a1'), null);
+      assert.equal((await get(store, 'a2'))?.user, 'alice');
+      assert.equal(await get(store, 'a3'), null);
+      assert.equal((await get(store, 'b1'))?.user, 'bob');
+    });
+
+    if (engine.name.includes('Redis')) {
+      test('Redis: the key is the hash of the session id, with a TTL that follows the session deadline', async () => {
+        await set(store, 'raw-session-id', sessionData('alice', Date.now()));
+        const client = createClient({ url: redis.url });
+        await client.connect();
+        try {
+          assert.equal(await client.exists('parley:sess:raw-session-id'), 0);
+          const ttl = await client.pTTL(`parley:sess:${sessionIdHash('raw-session-id')}`);
+          assert.ok(ttl > 0 && ttl <= 2000, `TTL ${ttl} ms ≈ the 1.5 s idle deadline (whole seconds in Redis)`);
+        } finally {
+          client.destroy();
+        }
+      });
+    }
+  });
+}
+
+describe('PostgreSQL migrations', () => {
+  test('five instances migrating one empty database at once: no error, each migration applied once', async () => {
+    const url = await freshDatabase('migration_race');
+    const pools = Array.from({ length: 5 }, () => new pg.Pool({ connectionString: url, max: 1 }));
+    try {
+      const results = await Promise.all(pools.map((pool) => migrate(pool)));
+      assert.ok(results.every((version) => version === results[0]));
+      const { rows } = await pools[0]!.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+      assert.deepEqual(rows.map((r) => r.version), Array.from({ length: results[0]! }, (_, i) => i + 1));
+      const lobby = await pools[0]!.query('SELECT count(*)::int AS n FROM rooms WHERE name = $1', ['lobby']);
+      assert.equal(lobby.rows[0].n, 1);
+    } finally {
+      await Promise.all(pools.map((pool) => pool.end()));
+    }
+  });
+});
