@@ -434,7 +434,7 @@ describe('backpressure (WS_MAX_BUFFERED_BYTES 64 KiB)', () => {
 
     const text = '€'.repeat(MAX_TEXT_LENGTH); // 2000 chars, 6000 bytes of UTF-8
     const dropped = () => server.logs.some((l) => l.includes('"ws_dropped_slow_consumer"') && l.includes('"user":"slow"'));
-    const BATCH = 100;
+    const BATCH = 20; // small batches: the in-process observer never falls a whole grace period behind
     let sent = 0;
     let batchesAfterDrop = 0;
     while (sent < 20_000 && batchesAfterDrop < 2) {
@@ -489,5 +489,40 @@ describe('backpressure (WS_MAX_BUFFERED_BYTES 64 KiB)', () => {
     assert.equal((await reader.next('ack')).clientId, 'r1');
     reader.ws.close();
     archivist.ws.close();
+  });
+});
+
+// Coalesced writes (server/ws/connection.ts) must not reorder frames: every server frame to a
+// socket goes through one queue, so a sender sees each ack before its own broadcast message,
+// and everyone sees messages in commit order.
+describe('frame order with coalesced writes', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ env: { WS_MESSAGES_PER_SECOND: '1000', WS_MESSAGE_BURST: '1000' } });
+  });
+  after(async () => server?.close());
+
+  test('50 back-to-back sends: each ack precedes its message for the sender; ids ascend for every reader', async () => {
+    const sender = await joined(server, await signUp(server, 'orderly'));
+    const reader = await joined(server, await signUp(server, 'watcher'));
+    for (let i = 0; i < 50; i++) sender.send({ type: 'send', room: 'lobby', text: `m${i}`, clientId: `c${i}` });
+    for (let i = 0; i < 50; i++) await sender.next('ack');
+    for (let i = 0; i < 50; i++) await reader.next('message');
+    const seen = sender.frames.filter((f) => f.type === 'ack' || f.type === 'message');
+    for (let i = 0; i < 50; i++) {
+      const ackAt = seen.findIndex((f) => f.type === 'ack' && f.clientId === `c${i}`);
+      const ack = seen[ackAt];
+      assert.ok(ack && ack.type === 'ack');
+      const messageAt = seen.findIndex((f) => f.type === 'message' && f.id === ack.id);
+      assert.ok(ackAt !== -1 && messageAt > ackAt, `ack of c${i} at ${ackAt}, its message at ${messageAt}`);
+    }
+    const ids = reader.frames.flatMap((f) => (f.type === 'message' ? [f.id] : []));
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+    assert.deepEqual(
+      reader.frames.flatMap((f) => (f.type === 'message' ? [f.html] : [])),
+      Array.from({ length: 50 }, (_, i) => `m${i}`),
+    );
+    sender.ws.close();
+    reader.ws.close();
   });
 });

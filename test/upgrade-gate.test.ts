@@ -380,17 +380,22 @@ describe('upgrade gate: per-address throttle of refused upgrades', () => {
   });
   after(() => server.close());
 
-  test('after 5 refused upgrades from 127.0.0.1, the next attempt — even a valid one — gets 429', async () => {
+  test('after 5 refused upgrades from 127.0.0.1, every further bad attempt gets 429 (no cookie, wrong Origin, wrong path)', async () => {
     const cookie = await signUp(server, 'throttled');
     for (let i = 0; i < 5; i++) {
       await refused(server, { origin: 'https://evil.test', cookie }, 403, 'origin_not_allowed', 'origin');
     }
-    await refused(server, { cookie }, 429, 'too_many_failures', 'throttled');
-    const attempt = await connect(server, { cookie });
-    assert.equal(refusedStatus(attempt), 429, JSON.stringify(attempt));
-    // Only the upgrade path is throttled; the HTTP API still answers this address.
-    const reply = await request(server, 'GET', '/api/me', { cookie });
-    assert.equal(reply.status, 200);
+    await refused(server, {}, 429, 'too_many_failures', 'throttled');
+    await refused(server, { origin: 'https://evil.test', cookie }, 429, 'too_many_failures', 'throttled');
+    await refused(server, { path: '/nope', cookie }, 429, 'too_many_failures', 'throttled');
+    const forged = await connect(server, { cookie: '__Host-parley.sid=s%3Aforged.sig' });
+    assert.equal(refusedStatus(forged), 429, JSON.stringify(forged));
+  });
+
+  test('a user with a valid session on the throttled address still connects: failures of neighbours never lock out a NAT', async () => {
+    const attempt = await connect(server, { cookie: await login(server, 'throttled') });
+    assert.ok('client' in attempt, JSON.stringify(attempt));
+    attempt.client.ws.close();
   });
 });
 
