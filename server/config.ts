@@ -44,7 +44,7 @@ export type Config = {
     maxPayload: number;
     messagesPerSecond: number;
     messageBurst: number;
-    /** Refused (rate-limited) frames within one refill window after which the socket is closed 1008. */
+    /** Rate-limited frames in a row (no accepted frame between) at which the socket is closed 1008. */
     abuseThreshold: number;
     heartbeatMs: number;
     maxBufferedBytes: number;

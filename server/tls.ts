@@ -1,4 +1,5 @@
 // TLS: the certificate (given, or generated once for localhost) and the server profile.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
@@ -25,6 +26,8 @@ const TLS13_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_
 
 export type Certificate = { cert: string; key: string };
 
+const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
+
 /** TLS_CERT_FILE/TLS_KEY_FILE, else a self-signed localhost certificate kept in DATA_DIR. */
 export async function loadCertificate(config: Config): Promise<Certificate> {
   if (config.tlsCertFile && config.tlsKeyFile) {
@@ -33,7 +36,11 @@ export async function loadCertificate(config: Config): Promise<Certificate> {
   const certFile = path.join(config.dataDir, 'localhost-cert.pem');
   const keyFile = path.join(config.dataDir, 'localhost-key.pem');
   if (fs.existsSync(certFile) && fs.existsSync(keyFile)) {
-    return { cert: fs.readFileSync(certFile, 'utf8'), key: fs.readFileSync(keyFile, 'utf8') };
+    const cert = fs.readFileSync(certFile, 'utf8');
+    // Reuse it while it has a month left; past that, make a new one rather than serve an expired one.
+    if (Date.parse(new crypto.X509Certificate(cert).validTo) - Date.now() > RENEW_BEFORE_MS) {
+      return { cert, key: fs.readFileSync(keyFile, 'utf8') };
+    }
   }
   const now = new Date();
   const notAfter = new Date(now.getTime() + 365 * 24 * 3600 * 1000);

@@ -48,10 +48,13 @@ export type ErrorCode =
 /** WebSocket close codes Parley uses (RFC 6455 §7.4.1). */
 export const CLOSE = {
   normal: 1000,
-  goingAway: 1001,
+  goingAway: 1001, // server shutting down: reconnect
+  protocolError: 1002, // sent by ws for a malformed frame
   unsupportedData: 1003, // binary frames
+  invalidPayload: 1007, // sent by ws for invalid UTF-8 in a text frame
   policyViolation: 1008, // session ended, rate-limit abuse
-  tooBig: 1009, // frame over maxPayload
+  tooBig: 1009, // frame over maxPayload (sent by ws)
+  tryAgainLater: 1013, // the session store is unreachable: reconnect later
 } as const;
 
 // ---- validation ------------------------------------------------------------

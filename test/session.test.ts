@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import cookieSignature from 'cookie-signature';
-import { PASSWORD, login, register, request, sessionCookie, signUp, sleep, startServer, type Reply, type TestServer } from './helpers/server.ts';
+import { PASSWORD, connect, login, register, request, sessionCookie, signUp, sleep, startServer, type Reply, type TestServer } from './helpers/server.ts';
 
 const COOKIE_NAME = '__Host-parley.sid';
 
@@ -293,5 +293,44 @@ describe('password change', () => {
     });
     assert.equal(reply.status, 401);
     assert.equal(await me(server, other), 200);
+  });
+});
+
+// ASVS 7.4.1/7.4.3: an ended session stays ended. A request already in flight with a stolen
+// cookie read the session before it ended; recording its activity must not write it back.
+describe('an ended session cannot be revived by requests in flight', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(() => server.close());
+
+  test('activity recorded for a session read before it ended does not write it back (store.extend is update-only)', async () => {
+    // The race, made deterministic: a request reads the session, the victim changes the
+    // password (ending every other session), then the request records its activity.
+    await register(server, 'revived');
+    const stolen = await login(server, 'revived');
+    const sid = decodeURIComponent(stolen.split('=')[1]!).slice(2).split('.')[0]!;
+    const sessions = server.parley.store.sessions;
+    const read = await new Promise<any>((resolve) => sessions.get(sid, (_e, data) => resolve(data)));
+    assert.equal(read?.user, 'revived');
+    assert.equal(await sessions.destroyAllOf('revived'), 1);
+    await sessions.extend(sid, { ...read, lastSeenAt: Date.now() });
+    assert.equal((await request(server, 'GET', '/api/me', { cookie: stolen })).status, 401, 'the ended session stays ended');
+    // The same write through an upsert (what express-session's save does) would revive it:
+    await new Promise<void>((resolve) => sessions.set(sid, { ...read, lastSeenAt: Date.now() }, () => resolve()));
+    assert.equal((await request(server, 'GET', '/api/me', { cookie: stolen })).status, 200, 'an upsert is what the race exploited');
+  });
+
+  test('logging in again over an existing session ends that session and its sockets', async () => {
+    await register(server, 'relogin');
+    const first = await login(server, 'relogin');
+    const attempt = await connect(server, { cookie: first });
+    assert.ok('client' in attempt, JSON.stringify(attempt));
+    const reply = await request(server, 'POST', '/api/login', { cookie: first, body: { username: 'relogin', password: PASSWORD } });
+    assert.equal(reply.status, 200);
+    const closed = await Promise.race([attempt.client.closed, sleep(2000).then(() => undefined)]);
+    assert.equal(closed?.code, 1008, 'the old session\'s socket is closed with 1008');
+    assert.equal((await request(server, 'GET', '/api/me', { cookie: first })).status, 401);
   });
 });

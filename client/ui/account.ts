@@ -69,7 +69,9 @@ export function createAccount(options: AccountOptions): Account {
       dialog.close();
       announce('Password changed. Your other sessions have been signed out.');
     } catch (failure) {
-      if (failure instanceof HttpError && failure.status === 401) {
+      // 401 unauthenticated: the session ended. 401 invalid_credentials: a wrong current
+      // password, shown in the form like any other error.
+      if (failure instanceof HttpError && failure.status === 401 && failure.code === 'unauthenticated') {
         options.onSessionEnded('Your session has ended. Please log in again.');
         return;
       }

@@ -46,7 +46,7 @@ export function createApp(deps: AppDeps): express.Express {
   api.use(express.json({ limit: '16kb', strict: true }));
   api.use(deps.sessionParser);
   api.use(
-    enforceSessionLifetime(config.session, (sid, user) => {
+    enforceSessionLifetime(config.session, deps.store.sessions, (sid, user) => {
       log('session_expired', { user });
       deps.revocations.publish({ kind: 'session', sid, reason: 'expired' });
     }),
@@ -62,8 +62,12 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((_req, res) => {
     res.status(404).type('text/plain').send('Not found');
   });
-  app.use(((_error, _req, res, _next) => {
-    if (!res.headersSent) res.status(400).type('text/plain').send('Bad request');
+  app.use(((error, req, res, _next) => {
+    if (res.headersSent) return;
+    const status = (error as { status?: number }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500) return void res.status(status).type('text/plain').send('Bad request');
+    log('server_error', { path: req.path.slice(0, 64), detail: error instanceof Error ? `${error.name}: ${error.message}` : 'unknown' });
+    res.status(500).type('text/plain').send('Server error');
   }) as ErrorRequestHandler);
   return app;
 }

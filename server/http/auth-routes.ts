@@ -37,6 +37,14 @@ function stringFields<K extends string>(body: unknown, keys: readonly K[]): Reco
   return out;
 }
 
+/**
+ * What a failed login may log as the user: only something shaped like a username. People
+ * type passwords into the username field; ASVS 16.2.5: no credentials in logs.
+ */
+function loggable(username: string): string {
+  return NAME_PATTERN.test(username) ? username : '(not a username)';
+}
+
 /** Usernames are compared lowercase, so "Alice" and "alice" are one account. */
 function normalizeUsername(raw: string): string {
   return raw.trim().toLowerCase();
@@ -96,7 +104,7 @@ export function authRoutes(deps: AuthDeps): Router {
     const ip = addressOf(req);
     const wait = await throttle.retryAfter(username, ip);
     if (wait > 0) {
-      log('login_throttled', { user: username.slice(0, 32), ip });
+      log('login_throttled', { user: loggable(username), ip });
       return retryAfter(res, wait);
     }
     const user = NAME_PATTERN.test(username) ? await store.findUser(username) : undefined;
@@ -105,12 +113,15 @@ export function authRoutes(deps: AuthDeps): Router {
     if (ok === undefined) return busy(res);
     if (!ok || !user) {
       await throttle.failed(username, ip);
-      log('login_failed', { user: username.slice(0, 32), ip });
+      log('login_failed', { user: loggable(username), ip });
       return sendError(res, 401, 'invalid_credentials', 'Wrong username or password.');
     }
     await throttle.succeeded(username);
-    // ASVS 7.2.4: a new session id at login defeats session fixation.
+    // ASVS 7.2.4: a new session id at login defeats session fixation. A session this browser
+    // already had ends here, and so do its sockets.
+    const previous = req.session?.user ? req.sessionID : undefined;
     await regenerate(req);
+    if (previous) revocations.publish({ kind: 'session', sid: previous, reason: 'logout' });
     const now = Date.now();
     req.session.user = user.name;
     req.session.createdAt = now;
@@ -161,10 +172,11 @@ export function authRoutes(deps: AuthDeps): Router {
     if (policy) return sendError(res, 400, 'weak_password', policy);
     const hash = await hashing.run(() => hashPassword(body.newPassword));
     if (hash === undefined) return busy(res);
-    await store.setPasswordHash(user, hash);
-    // ASVS 7.4.3: a password change ends the user's other sessions and every live socket.
+    // ASVS 7.4.3: a password change ends the user's other sessions and every live socket —
+    // first, so a failure below cannot leave a changed password with the old sessions alive.
     await store.sessions.destroyAllOf(user, req.sessionID);
     revocations.publish({ kind: 'user', user, reason: 'password_changed' });
+    await store.setPasswordHash(user, hash);
     log('password_changed', { user, ip });
     res.status(204).end();
   });

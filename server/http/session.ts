@@ -77,9 +77,13 @@ export function sessionUser(req: SessionRequest, config: Config['session'], now 
 /**
  * Enforces the timeouts on every API request: an expired session is destroyed (and its
  * sockets closed through the revocation bus by the caller's onExpired); a live one is
- * marked as seen, which moves its idle deadline.
+ * marked as seen (store.extend), which moves its idle deadline.
  */
-export function enforceSessionLifetime(config: Config['session'], onExpired: (sid: string, user: string) => void): RequestHandler {
+export function enforceSessionLifetime(
+  config: Config['session'],
+  store: ParleyStore['sessions'],
+  onExpired: (sid: string, user: string) => void,
+): RequestHandler {
   return (req, _res, next) => {
     const s = req.session;
     if (!s?.user) return next();
@@ -93,7 +97,8 @@ export function enforceSessionLifetime(config: Config['session'], onExpired: (si
       });
       return;
     }
-    s.lastSeenAt = now;
-    next();
+    // Not `s.lastSeenAt = now`: that would make express-session save (upsert) the session as
+    // read at the start of this request, and a logout racing this request would be undone.
+    store.extend(req.sessionID, { ...(s as SessionData), lastSeenAt: now }).then(() => next(), next);
   };
 }

@@ -135,14 +135,13 @@ class PostgresSessionStore extends session.Store {
     });
   }
 
-  override touch(sid: string, data: SessionData, callback?: Callback): void {
-    this.#call(callback, async () => {
-      await this.#query('UPDATE sessions SET data = $1, expires = $2 WHERE sid_hash = $3', [
-        JSON.stringify(data),
-        this.#expiresAt(data),
-        sessionIdHash(sid),
-      ]);
-    });
+  // No touch(): see SqliteSessionStore. extend() updates only a row that still exists.
+  async extend(sid: string, data: SessionData): Promise<void> {
+    await this.#query('UPDATE sessions SET data = $1, expires = $2 WHERE sid_hash = $3', [
+      JSON.stringify(data),
+      this.#expiresAt(data),
+      sessionIdHash(sid),
+    ]);
   }
 
   override destroy(sid: string, callback?: Callback): void {

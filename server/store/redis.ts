@@ -114,14 +114,20 @@ export class RedisSessionStore extends RedisStore {
     }
   }
 
-  override async touch(sid: string, data: SessionData, callback?: Callback): Promise<void> {
+  /** Disabled: express-session would touch with the session as read at the start of the request. */
+  override async touch(_sid: string, _data: SessionData, callback?: Callback): Promise<void> {
+    callback?.();
+  }
+
+  /** SET … XX: only a key that still exists is rewritten, so an ended session stays ended. */
+  async extend(sid: string, data: SessionData): Promise<void> {
+    const hash = sessionIdHash(sid);
     const ttlMs = this.#expiresAt(data) - Date.now();
     try {
-      if (ttlMs <= 0) await super.destroy(sessionIdHash(sid));
-      else await this.#redis.pExpire(SESSION_PREFIX + sessionIdHash(sid), ttlMs);
-      callback?.();
+      if (ttlMs <= 0) await super.destroy(hash);
+      else await this.#redis.set(SESSION_PREFIX + hash, JSON.stringify(data), { expiration: { type: 'PX', value: ttlMs }, condition: 'XX' });
     } catch (error) {
-      callback?.(unavailable(error));
+      throw unavailable(error);
     }
   }
 

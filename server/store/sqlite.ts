@@ -90,7 +90,13 @@ class SqliteSessionStore extends session.Store {
     this.#touch = db.prepare('UPDATE sessions SET data = ?, expires = ? WHERE sid_hash = ?');
     this.#ofUser = db.prepare('SELECT sid_hash FROM sessions WHERE user = ?');
     this.#sweep = db.prepare('DELETE FROM sessions WHERE expires <= ?');
-    this.#timer = setInterval(() => this.#sweep.run(Date.now()), 60_000);
+    this.#timer = setInterval(() => {
+      try {
+        this.#sweep.run(Date.now());
+      } catch {
+        // SQLITE_BUSY or I/O: expired rows are refused on read anyway; the next sweep retries.
+      }
+    }, 60_000);
     this.#timer.unref();
   }
 
@@ -112,10 +118,10 @@ class SqliteSessionStore extends session.Store {
     });
   }
 
-  override touch(sid: string, data: SessionData, callback?: Callback): void {
-    this.#call(callback, () => {
-      this.#touch.run(JSON.stringify(data), this.#expiresAt(data), sidHash(sid));
-    });
+  // No touch(): express-session would call it with the session as read at the start of the
+  // request. Activity goes through extend(), which only updates a row that still exists.
+  async extend(sid: string, data: SessionData): Promise<void> {
+    this.#touch.run(JSON.stringify(data), this.#expiresAt(data), sidHash(sid));
   }
 
   override destroy(sid: string, callback?: Callback): void {

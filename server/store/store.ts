@@ -2,7 +2,7 @@
 // default implementation (node:sqlite, one file under DATA_DIR); others (PostgreSQL,
 // Redis sessions) implement the same shape. Every method is async so an implementation
 // over the network fits without changing a caller.
-import type { Store as SessionStore } from 'express-session';
+import type { SessionData, Store as SessionStore } from 'express-session';
 import type { ChatMessage, RoomInfo } from '../../shared/protocol.ts';
 
 /**
@@ -45,6 +45,12 @@ export interface ParleyStore {
   readonly sessions: SessionStore & {
     /** Ends every session of a user except `keepSid` (after a password change). Returns how many ended. */
     destroyAllOf(user: string, keepSid?: string): Promise<number>;
+    /**
+     * Records activity: writes `data` (with its new lastSeenAt) only if the session still
+     * exists. Never an upsert, so a request or socket that read the session before a logout
+     * or password change ended it cannot write it back to life.
+     */
+    extend(sid: string, data: SessionData): Promise<void>;
   };
 
   close(): Promise<void>;

@@ -239,17 +239,18 @@ export class Connection {
 
   async #process(frame: ClientFrame): Promise<void> {
     if (!this.isOpen) return;
-    const now = Date.now();
-    // A message on an expired session is refused, even in the instant before the timer fires.
-    const touch = now - this.#lastTouch >= this.#deps.touchEveryMs;
-    if (now >= this.#expiresAt || touch) {
-      const deadline = await this.#deps.sessionDeadline(this, touch);
-      if (deadline === undefined || deadline <= Date.now()) return this.#sessionEnded();
-      this.#expiresAt = deadline;
-      if (touch) this.#lastTouch = now;
-      this.#arm();
-    }
+    // Everything inside the try: a rejection here must not break this socket's frame queue.
     try {
+      const now = Date.now();
+      // A message on an expired session is refused, even in the instant before the timer fires.
+      const touch = now - this.#lastTouch >= this.#deps.touchEveryMs;
+      if (now >= this.#expiresAt || touch) {
+        const deadline = await this.#deps.sessionDeadline(this, touch);
+        if (deadline === undefined || deadline <= Date.now()) return this.#sessionEnded();
+        this.#expiresAt = deadline;
+        if (touch) this.#lastTouch = now;
+        this.#arm();
+      }
       await this.#deps.handle(this, frame);
     } catch (error) {
       this.#deps.log('server_error', { user: this.user, detail: error instanceof Error ? `${error.name}: ${error.message}` : 'unknown' });

@@ -23,7 +23,7 @@ export function createFrameReader(config: Config, log: AuditLog): FrameReader {
     }
     if (rateLimited && !buckets.take(connection.user)) {
       connection.refusedInARow += 1;
-      if (connection.refusedInARow > config.ws.abuseThreshold) {
+      if (connection.refusedInARow >= config.ws.abuseThreshold) {
         log('ws_rate_limited', { user: connection.user, ip: connection.ip, reason: 'abuse', count: connection.refusedInARow });
         connection.close(CLOSE.policyViolation, 'rate limit exceeded');
       } else {

@@ -63,9 +63,14 @@ export function createHandlers({ store, fanout, registry, sanitize, log, onMembe
     const { user } = connection;
     switch (frame.type) {
       case 'join': {
-        const result = await access(frame.room, user);
-        if (!result.ok) return refuse(connection, result, frame.room);
+        // Subscribe before the check, undo on refusal: a removal that lands while the check
+        // awaits the store then finds the subscription and drops it (no window to slip through).
         fanout.subscribe(frame.room, connection);
+        const result = await access(frame.room, user);
+        if (!result.ok) {
+          fanout.unsubscribe(frame.room, connection);
+          return refuse(connection, result, frame.room);
+        }
         const page = await store.history(frame.room, HISTORY_PAGE_SIZE);
         connection.send({ type: 'history', room: frame.room, ...page });
         return;

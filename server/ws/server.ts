@@ -33,8 +33,6 @@ export type WsDeps = {
   bus?: RoomBus | undefined;
 };
 
-/** RFC 6455 1013 "Try Again Later": the session store is unreachable; the client reconnects. */
-const TRY_AGAIN_LATER = 1013;
 
 export type WsSide = {
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -87,13 +85,13 @@ export function createWsSide(deps: WsDeps): WsSide {
       // session ended — the client is told to come back, not to sign in again.
       log('server_error', { user: connection.user, reason: 'session_store', detail: String(unavailable instanceof Error ? unavailable.message : unavailable) });
       connection.sendError('server_busy', 'The server is busy. Reconnecting…');
-      connection.close(TRY_AGAIN_LATER, 'try again later');
+      connection.close(CLOSE.tryAgainLater, 'try again later');
       return undefined;
     }
     if (!data?.user || data.user !== connection.user) return undefined;
     if (touch) {
       data.lastSeenAt = Date.now();
-      await new Promise<void>((resolve) => store.sessions.set(connection.sid, data, () => resolve()));
+      await store.sessions.extend(connection.sid, data); // update-only: never revives an ended session
     }
     return sessionExpiresAt(data, config.session);
   }
