@@ -54,7 +54,11 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     sessionParser,
     checkOrigin,
     throttle: loginThrottle,
-    hashing: new HashLimiter(config.hashing.maxConcurrent, config.hashing.maxQueue),
+    // Separate queues: a flood of registrations cannot starve logins (or the reverse).
+    hashing: {
+      login: new HashLimiter(config.hashing.maxConcurrent, config.hashing.maxQueue),
+      register: new HashLimiter(config.hashing.maxConcurrent, config.hashing.maxQueue),
+    },
     revocations,
     log,
     addressOf,

@@ -305,6 +305,8 @@ describe('message rate limit (5/s, burst 5, abuse threshold 10)', () => {
     const errors = first.frames.filter((f) => f.type === 'error');
     assert.deepEqual(acks.map((a) => a.clientId), ['b1', 'b2', 'b3', 'b4', 'b5']);
     assert.deepEqual(errors.map((e) => e.code), ['rate_limited', 'rate_limited', 'rate_limited']);
+    // each refusal names the refused send, so a client can mark exactly that one as not sent
+    assert.deepEqual(errors.map((e) => (e.type === 'error' ? e.clientId : undefined)), ['b6', 'b7', 'b8']);
     // the watcher got exactly the 5 accepted messages
     await waitFor(() => watcher.frames.filter((f) => f.type === 'message').length >= 5, 2000, '5 messages at the watcher');
     const seen = watcher.frames.filter((f) => f.type === 'message').map((m) => m.html);

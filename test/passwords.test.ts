@@ -212,3 +212,24 @@ describe('per-address login throttling (LOGIN_ADDRESS_FAILURES=5, LOGIN_ACCOUNT_
     assert.ok(Number(sixth.headers['retry-after']) >= 1, String(sixth.headers['retry-after']));
   });
 });
+
+// Hashing is bounded (memory, thread pool), but registrations and logins queue separately:
+// a registration flood gets 503 server_busy without starving the people trying to log in.
+describe('a registration flood does not starve logins', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ env: { PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '0' } });
+  });
+  after(() => server.close());
+
+  test('30 parallel registrations hit 503 server_busy while a login in the middle of them succeeds', async () => {
+    await register(server, 'steady');
+    const flood = Array.from({ length: 30 }, (_, i) =>
+      request(server, 'POST', '/api/register', { body: { username: `flood${i}`, password: 'correct horse battery staple' } }),
+    );
+    const loginReply = await request(server, 'POST', '/api/login', { body: { username: 'steady', password: 'correct horse battery staple' } });
+    const replies = await Promise.all(flood);
+    assert.ok(replies.some((r) => r.status === 503 && r.json?.error === 'server_busy'), 'the flood was bounded');
+    assert.equal(loginReply.status, 200, JSON.stringify(loginReply.json));
+  });
+});

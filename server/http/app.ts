@@ -23,7 +23,7 @@ export type AppDeps = {
   sessionParser: SessionParser;
   checkOrigin: (origin: string | undefined) => OriginVerdict;
   throttle: LoginLimiter;
-  hashing: HashLimiter;
+  hashing: { login: HashLimiter; register: HashLimiter };
   revocations: Revocations;
   log: AuditLog;
   addressOf: AddressOf;

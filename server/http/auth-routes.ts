@@ -4,7 +4,7 @@ import { Router, type Request, type Response } from 'express';
 import { NAME_PATTERN, PASSWORD_MAX_LENGTH } from '../../shared/protocol.ts';
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
-import type { AddressOf } from '../security/client-address.ts';
+import { limitKey, type AddressOf } from '../security/client-address.ts';
 import type { LoginLimiter } from '../security/login-throttle.ts';
 import { dummyPasswordHash, hashPassword, passwordPolicyError, verifyPassword, type HashLimiter } from '../security/passwords.ts';
 import type { Revocations } from '../store/revocations.ts';
@@ -16,7 +16,8 @@ export type AuthDeps = {
   config: Config;
   store: ParleyStore;
   throttle: LoginLimiter;
-  hashing: HashLimiter;
+  /** Password hashing slots: logins and password changes in one queue, registrations in another. */
+  hashing: { login: HashLimiter; register: HashLimiter };
   revocations: Revocations;
   log: AuditLog;
   addressOf: AddressOf;
@@ -86,7 +87,7 @@ export function authRoutes(deps: AuthDeps): Router {
     }
     const policy = passwordPolicyError(body.password, username);
     if (policy) return sendError(res, 400, 'weak_password', policy);
-    const hash = await hashing.run(() => hashPassword(body.password));
+    const hash = await hashing.register.run(() => hashPassword(body.password));
     if (hash === undefined) return busy(res);
     // Registration has to say when a name is taken; login never says whether one exists.
     if (!(await store.createUser(username, hash, Date.now()))) {
@@ -102,17 +103,17 @@ export function authRoutes(deps: AuthDeps): Router {
     if (!body) return sendError(res, 400, 'bad_request', 'Send {"username": "...", "password": "..."}.');
     const username = normalizeUsername(body.username);
     const ip = addressOf(req);
-    const wait = await throttle.retryAfter(username, ip);
+    const wait = await throttle.retryAfter(username, limitKey(ip));
     if (wait > 0) {
       log('login_throttled', { user: loggable(username), ip });
       return retryAfter(res, wait);
     }
     const user = NAME_PATTERN.test(username) ? await store.findUser(username) : undefined;
     // Always run one hash verification, so timing does not tell whether the user exists.
-    const ok = await hashing.run(async () => verifyPassword(body.password, user?.passwordHash ?? (await dummyPasswordHash())));
+    const ok = await hashing.login.run(async () => verifyPassword(body.password, user?.passwordHash ?? (await dummyPasswordHash())));
     if (ok === undefined) return busy(res);
     if (!ok || !user) {
-      await throttle.failed(username, ip);
+      await throttle.failed(username, limitKey(ip));
       log('login_failed', { user: loggable(username), ip });
       return sendError(res, 401, 'invalid_credentials', 'Wrong username or password.');
     }
@@ -157,20 +158,20 @@ export function authRoutes(deps: AuthDeps): Router {
     const body = stringFields(req.body, ['currentPassword', 'newPassword'] as const);
     if (!body) return sendError(res, 400, 'bad_request', 'Send {"currentPassword": "...", "newPassword": "..."}.');
     const ip = addressOf(req);
-    const wait = await throttle.retryAfter(user, ip);
+    const wait = await throttle.retryAfter(user, limitKey(ip));
     if (wait > 0) return retryAfter(res, wait);
     const stored = await store.findUser(user);
     if (!stored) return sendError(res, 401, 'unauthenticated', 'Not signed in.');
-    const ok = await hashing.run(() => verifyPassword(body.currentPassword, stored.passwordHash));
+    const ok = await hashing.login.run(() => verifyPassword(body.currentPassword, stored.passwordHash));
     if (ok === undefined) return busy(res);
     if (!ok) {
-      await throttle.failed(user, ip);
+      await throttle.failed(user, limitKey(ip));
       log('password_change_failed', { user, ip });
       return sendError(res, 401, 'invalid_credentials', 'The current password is wrong.');
     }
     const policy = passwordPolicyError(body.newPassword, user);
     if (policy) return sendError(res, 400, 'weak_password', policy);
-    const hash = await hashing.run(() => hashPassword(body.newPassword));
+    const hash = await hashing.login.run(() => hashPassword(body.newPassword));
     if (hash === undefined) return busy(res);
     // ASVS 7.4.3: a password change ends the user's other sessions and every live socket —
     // first, so a failure below cannot leave a changed password with the old sessions alive.

@@ -188,6 +188,8 @@ export class PostgresStore implements ParleyStore {
       max: 10,
       // Fail fast while the database is away: a request gets a 503, it does not hang.
       connectionTimeoutMillis: 3000,
+      // A stalled database must not hang handlers (and their sockets' queues) without end.
+      query_timeout: 10_000,
       idleTimeoutMillis: 30_000,
     });
     const store = new PostgresStore(pool, log, sessionExpiresAt);

@@ -7,6 +7,11 @@ import type { AuditLog } from '../security/audit-log.ts';
 import { TokenBuckets } from '../security/rate-limit.ts';
 import type { Connection } from './connection.ts';
 
+function clientIdOf(data: Buffer): string | undefined {
+  const result = parseClientFrame(data.toString('utf8'));
+  return result.ok && result.value.type === 'send' ? result.value.clientId : undefined;
+}
+
 export type FrameReader = (connection: Connection, data: Buffer, isBinary: boolean) => ClientFrame | undefined;
 
 export function createFrameReader(config: Config, log: AuditLog): FrameReader {
@@ -28,7 +33,9 @@ export function createFrameReader(config: Config, log: AuditLog): FrameReader {
         connection.close(CLOSE.policyViolation, 'rate limit exceeded');
       } else {
         if (connection.refusedInARow === 1) log('ws_rate_limited', { user: connection.user, ip: connection.ip });
-        connection.sendError('rate_limited', 'Slow down: too many messages.');
+        // Name the refused send, so the client can mark exactly that message as not sent.
+        // (A parse per refused frame is cheap, and at most WS_ABUSE_THRESHOLD happen in a row.)
+        connection.sendError('rate_limited', 'Slow down: too many messages.', clientIdOf(data));
       }
       return undefined;
     }

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
-import type { AddressOf } from '../security/client-address.ts';
+import { limitKey, type AddressOf } from '../security/client-address.ts';
 import type { OriginVerdict } from '../security/origin.ts';
 import { FailureWindows } from '../security/rate-limit.ts';
 import { sessionExpiresAt, sessionUser, type SessionParser, type SessionRequest } from '../http/session.ts';
@@ -94,8 +94,8 @@ export function createUpgradeGate(deps: GateDeps): (req: IncomingMessage, socket
       // session is never refused for its neighbours' failures (a workshop behind one NAT).
       // Not 'cap' either: that user is known and already limited per user.
       if (reason === 'path' || reason === 'origin' || reason === 'session') {
-        if (failures.retryAfter(ip) > 0) reason = 'throttled';
-        else failures.fail(ip);
+        if (failures.retryAfter(limitKey(ip)) > 0) reason = 'throttled';
+        else failures.fail(limitKey(ip));
       }
       log('upgrade_refused', { reason, status: REFUSE[reason].status, ip, user, path: pathOf(req).slice(0, 64) });
       refuse(socket, REFUSE[reason]);
