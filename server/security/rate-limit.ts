@@ -33,9 +33,6 @@ export class TokenBuckets {
     return allowed;
   }
 
-  forget(key: string): void {
-    this.#buckets.delete(key);
-  }
 }
 
 type Window = { count: number; resetAt: number };

@@ -16,7 +16,7 @@ import { PostgresStore } from './postgres.ts';
 import { RedisBus, redisClient, RedisLoginThrottle, RedisSessionStore, type RedisClient } from './redis.ts';
 import { Revocations } from './revocations.ts';
 import { SqliteStore } from './sqlite.ts';
-import { StoreUnavailableError, type HistoryPage, type ParleyStore, type Room, type User } from './store.ts';
+import { StoreUnavailableError, type HistoryPage, type ParleyStore, type Room, type User, type SessionExpiry } from './store.ts';
 
 export type Backend = {
   store: ParleyStore;
@@ -27,7 +27,6 @@ export type Backend = {
   loginThrottle: LoginLimiter;
 };
 
-export type SessionExpiry = (data: SessionData) => number;
 
 /** How long a starting instance waits for Redis and PostgreSQL before giving up. */
 const START_WAIT_MS = 30_000;

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import { sessionIdHash } from './session-id.ts';
-import { StoreUnavailableError, type HistoryPage, type ParleyStore, type Room, type User } from './store.ts';
+import { StoreUnavailableError, type HistoryPage, type ParleyStore, type Room, type User, type SessionExpiry } from './store.ts';
 
 /**
  * Versioned migrations, applied in order at start and recorded in schema_migrations.
@@ -97,7 +97,6 @@ function isUnavailable(error: unknown): boolean {
 }
 
 type Callback<T = void> = (error?: unknown, value?: T) => void;
-export type SessionExpiry = (data: SessionData) => number;
 type Query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<pg.QueryResult<R>>;
 
 /** Sessions in PostgreSQL (DATABASE_URL without REDIS_URL): hashed ids, as in SQLite. */

@@ -14,11 +14,10 @@ import type { LoginLimiter } from '../security/login-throttle.ts';
 import type { RoomBus } from '../ws/cluster-fanout.ts';
 import type { RevocationNotice, RevocationTransport } from './revocations.ts';
 import { sessionIdHash } from './session-id.ts';
-import { StoreUnavailableError } from './store.ts';
+import { StoreUnavailableError, type SessionExpiry } from './store.ts';
 
 export type RedisClient = ReturnType<typeof redisClient>;
 type Callback<T = unknown> = (error?: unknown, value?: T) => void;
-export type SessionExpiry = (data: SessionData) => number;
 
 const SESSION_PREFIX = 'parley:sess:';
 const USER_SESSIONS_PREFIX = 'parley:user-sessions:';

@@ -6,7 +6,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import session, { type SessionData } from 'express-session';
 import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
 import { sessionIdHash } from './session-id.ts';
-import type { HistoryPage, ParleyStore, Room, User } from './store.ts';
+import type { HistoryPage, ParleyStore, Room, User, SessionExpiry } from './store.ts';
 
 /** Versioned migrations, applied in order at start; PRAGMA user_version records the last one. */
 const MIGRATIONS: string[] = [
@@ -66,7 +66,6 @@ function migrate(db: DatabaseSync): void {
 const sidHash = sessionIdHash;
 
 type Callback<T = void> = (error?: unknown, value?: T) => void;
-export type SessionExpiry = (data: SessionData) => number;
 
 class SqliteSessionStore extends session.Store {
   readonly #get: StatementSync;

@@ -23,6 +23,9 @@ export type User = { name: string; passwordHash: string };
 export type Room = { name: string; owner: string | null; private: boolean };
 export type HistoryPage = { messages: ChatMessage[]; more: boolean };
 
+/** When a session ends, from its data (policy: server/http/session.ts sessionExpiresAt). */
+export type SessionExpiry = (data: SessionData) => number;
+
 export interface ParleyStore {
   createUser(name: string, passwordHash: string, now: number): Promise<boolean>;
   findUser(name: string): Promise<User | undefined>;

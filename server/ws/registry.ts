@@ -45,10 +45,6 @@ export class Registry {
     return this.#byUser.get(user) ?? EMPTY;
   }
 
-  ofSession(sid: string): ReadonlySet<Connection> {
-    return this.ofSessionHash(sessionIdHash(sid));
-  }
-
   ofSessionHash(sidHash: string): ReadonlySet<Connection> {
     return this.#bySidHash.get(sidHash) ?? EMPTY;
   }

@@ -2,10 +2,10 @@
 // exit are its own), a seeded PRNG, and a raw WebSocket client that writes frames byte by byte
 // (RFC 6455 §5.2) so a test can send what no well-behaved library would: reserved opcodes,
 // RSV bits, oversized or fragmented control frames, stray continuations, bad close codes.
+import { freePort } from '../helpers/server.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -55,13 +55,6 @@ export type ChildServer = {
   stop: (signal?: NodeJS.Signals) => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 };
 
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 /** `node server/main.ts` with the given env on a free loopback port; resolves once it listens. */
 export async function spawnServer(env: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<ChildServer> {

@@ -1,9 +1,9 @@
 // Shared by the browser end-to-end tests: the client build, Debian's Chromium driven by
 // playwright-core (no browser download), a watcher for dialogs, errors and CSP / Trusted
 // Types violations, and a sign-in helper that uses the real sign-in form.
+import { freePort } from '../helpers/server.ts';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { PASSWORD } from '../helpers/server.ts';
@@ -128,13 +128,7 @@ export async function screenshot(page: Page, name: string, options: { fullPage?:
   await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: options.fullPage ?? false, animations: 'disabled' });
 }
 
-export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
+export { freePort };
 
 /** Lets pending rendering and error events run (two animation frames and a macrotask). */
 export async function settle(page: Page): Promise<void> {

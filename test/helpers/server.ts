@@ -31,7 +31,8 @@ export type TestServer = {
 
 export type StartOptions = { env?: Record<string, string>; disabled?: Control[]; dataDir?: string };
 
-async function freePort(): Promise<number> {
+/** A free loopback port, for servers and services the tests start. */
+export async function freePort(): Promise<number> {
   const probe = net.createServer();
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
   const { port } = probe.address() as net.AddressInfo;

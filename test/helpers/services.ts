@@ -2,6 +2,7 @@
 // the Debian packages (scripts/ensure-system-deps.sh), and Parley itself as a child
 // process, each on a free loopback port with its own temporary directory, stopped after.
 // PostgreSQL refuses to run as root, so as root it runs as the `postgres` system user.
+import { freePort } from './server.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -14,13 +15,7 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 /** Node 24 from the `node` devDependency: the system node may be older. */
 const NODE = path.join(ROOT, 'node_modules/.bin/node');
 
-export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
+export { freePort };
 
 /** Polls `ready` (a rejection = not yet) until it says true; `fatal` ends the wait at once. */
 async function waitFor(what: string, timeoutMs: number, ready: () => Promise<boolean>, fatal: () => string | undefined = () => undefined): Promise<void> {
