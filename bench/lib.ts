@@ -56,4 +56,12 @@ export class Histogram {
   }
 }
 
+/**
+ * The per-client send rates (messages/s) a fan-out room of `clients` is stepped through. Each room
+ * size has its own ladder so every server holds its first step: deliveries/s grow with clients².
+ */
+export function ratesFor(fanout: { rates: Record<number, number[]> }, clients: number): number[] {
+  return fanout.rates[clients] ?? Object.values(fanout.rates)[0]!;
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

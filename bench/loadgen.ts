@@ -3,14 +3,10 @@
 // (handshakes/s, delivered messages/s, end-to-end latency from a timestamp carried in the
 // message text) and reads the server's CPU and RSS from /proc, and reports its own CPU
 // next to the server's so a saturated load generator is not mistaken for a saturated server.
-import { randomBytes } from 'node:crypto';
 import https from 'node:https';
-import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
-import type { ConnectionOptions } from 'node:tls';
-import { WebSocket, type ClientOptions } from 'ws';
-import { io, type Socket } from 'socket.io-client';
 import { cpuMsOf, Histogram, ownCpuMs, rssKbOf, sleep, type Kind } from './lib.ts';
+import { stampOf, WireSocket, type OnText } from './wire.ts';
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -101,103 +97,84 @@ type Client = {
   close: () => void;
   isOpen: () => boolean;
 };
-type Handlers = { onText?: (raw: Buffer | string) => void; onError?: () => void };
+type Handlers = { onText?: OnText; onError?: () => void };
 
-// Every server puts `type` first: {"type":"message",… — byte 9 tells the frame types apart
-// without scanning (m = message, e = error, r = rooms, h = history, a = ack).
-const TYPE_AT = Buffer.byteLength('{"type":"');
+const UPGRADE_PATH: Record<Kind, string> = { parley: '/ws', bare: '/', socketio: '/socket.io/?EIO=4&transport=websocket' };
+// Every server's frames put the frame type at a fixed offset: {"type":"message",… for Parley
+// and the bare server, 42["message",… for socket.io. One byte tells a delivered message
+// (m) from an error frame (e) without parsing the JSON.
+const TYPE_AT: Record<Kind, number> = { parley: 9, bare: 9, socketio: 4 };
 const M = 0x6d;
 const E = 0x65;
+// engine.io packet types (first byte of a socket.io frame) and socket.io packet types (second).
+const EIO_OPEN = 0x30;
+const EIO_PING = 0x32;
+const EIO_MESSAGE = 0x34;
+const SIO_CONNECT = 0x30;
+const SIO_EVENT = 0x32;
+const SIO_CONNECT_ERROR = 0x34;
 
-/** Opens one client of `target.kind`; resolves once the server accepted it (101 / connect). */
-function open(target: Target, user: number, handlers: Handlers = {}): Promise<Client> {
-  const localAddress = nextSource();
-  if (target.kind === 'socketio') {
-    return new Promise((resolve, reject) => {
-      const socket: Socket = io(`https://127.0.0.1:${target.port}`, {
-        transports: ['websocket'],
-        ca: target.ca,
-        localAddress,
-        forceNew: true,
-        reconnection: false,
-        perMessageDeflate: false,
-        timeout: 20_000,
-      } as never);
-      socket.on('message', (m: { html: string }) => handlers.onText?.(m.html));
-      socket.once('connect', () =>
-        resolve({
-          join: () => socket.emit('join', { room: 'lobby' }),
-          send: (text) => socket.emit('send', { room: 'lobby', text }),
-          close: () => socket.disconnect(),
-          isOpen: () => socket.connected,
-        }),
-      );
-      socket.once('connect_error', reject);
-    });
-  }
-  const parley = target.kind === 'parley';
-  const options: ClientOptions & ConnectionOptions = {
+/** The upgrade a browser sends: Origin, and for Parley the user's session cookie. */
+function upgrade(target: Target, user: number, onText: OnText): Promise<WireSocket> {
+  return WireSocket.connect({
+    port: target.port,
     ca: target.ca,
-    servername: 'localhost',
-    localAddress,
-    perMessageDeflate: false,
-    skipUTF8Validation: true, // the load generator trusts the servers; saves its CPU
-    ...(parley ? { origin: target.origin, headers: { cookie: cookies[user % cookies.length]! } } : {}),
-  };
-  const ws = new WebSocket(`wss://127.0.0.1:${target.port}${parley ? '/ws' : '/'}`, options);
-  ws.on('message', (data: Buffer) => {
-    const type = data[TYPE_AT];
-    if (type === M) handlers.onText?.(data);
+    localAddress: nextSource(),
+    path: UPGRADE_PATH[target.kind],
+    headers: { origin: target.origin, ...(target.kind === 'parley' ? { cookie: cookies[user % cookies.length]! } : {}) },
+    onText,
+  });
+}
+
+/**
+ * Opens one client of `target.kind` over the lean client in wire.ts; resolves once the server
+ * accepted it (101, and for socket.io the namespace connect).
+ */
+async function open(target: Target, user: number, handlers: Handlers = {}): Promise<Client> {
+  const at = TYPE_AT[target.kind];
+  const onText: OnText = (data, start, end) => {
+    const type = data[start + at];
+    if (type === M) handlers.onText?.(data, start, end);
     else if (type === E) handlers.onError?.();
+  };
+  const wire = await upgrade(target, user, onText);
+  const client = (join: string, send: (text: string) => string): Client => ({
+    join: () => wire.send(join),
+    send: (text) => wire.send(send(text)),
+    close: () => wire.close(),
+    isOpen: () => wire.isOpen,
   });
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => {
-      ws.on('error', () => {});
-      resolve({
-        join: () => ws.send(JSON.stringify({ type: 'join', room: 'lobby' })),
-        send: (text) => ws.send(JSON.stringify({ type: 'send', room: 'lobby', text })),
-        close: () => ws.terminate(),
-        isOpen: () => ws.readyState === WebSocket.OPEN,
-      });
-    });
-    ws.once('error', reject);
+  if (target.kind !== 'socketio') {
+    return client(JSON.stringify({ type: 'join', room: 'lobby' }), (text) => JSON.stringify({ type: 'send', room: 'lobby', text }));
+  }
+  // socket.io's handshake on the WebSocket: engine.io open (0{…}) → we connect the default
+  // namespace (40) → 40{sid}. Afterwards engine.io pings (2) are answered with pongs (3).
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('socket.io: no namespace connect')), 20_000);
+    wire.onText = (data, start) => {
+      if (data[start] === EIO_OPEN) wire.send('40');
+      else if (data[start] === EIO_MESSAGE && data[start + 1] === SIO_CONNECT) {
+        clearTimeout(timer);
+        resolve();
+      } else if (data[start] === EIO_MESSAGE && data[start + 1] === SIO_CONNECT_ERROR) reject(new Error('socket.io connect_error'));
+    };
   });
+  wire.onText = (data, start, end) => {
+    if (data[start] === EIO_MESSAGE && data[start + 1] === SIO_EVENT) onText(data, start, end);
+    else if (data[start] === EIO_PING) wire.send('3');
+  };
+  return client(`42${JSON.stringify(['join', { room: 'lobby' }])}`, (text) => `42${JSON.stringify(['send', { room: 'lobby', text }])}`);
 }
 
 // ---- scenario 1: reconnect storm -------------------------------------------------------
 
-const UPGRADE_PATH: Record<Kind, string> = { parley: '/ws', bare: '/', socketio: '/socket.io/?EIO=4&transport=websocket' };
-
 /**
- * One handshake as lean as a client can make it: a full TLS handshake (no session reuse, as
- * after a deploy), the upgrade request a browser sends (Origin, and for Parley the session
- * cookie), and the server's `101 Switching Protocols`. Then the socket is dropped. Leaner than a
- * `ws` client so the load generator, which pays as much for a TLS handshake as the server,
- * is less of a ceiling; the Sec-WebSocket-Accept value is not checked (the servers are trusted).
+ * One handshake as after a deploy: a full TLS handshake (no session reuse), the upgrade request
+ * a browser sends (Origin, and for Parley the session cookie) and the server's
+ * `101 Switching Protocols`; then the socket is dropped.
  */
-function upgradeOnce(target: Target, user: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // tls.connect hands localAddress on to net.connect; @types/node leaves it out of ConnectionOptions.
-    const options = { host: '127.0.0.1', port: target.port, ca: target.ca, servername: 'localhost', localAddress: nextSource() };
-    const socket = tls.connect(options as tls.ConnectionOptions);
-    socket.once('secureConnect', () => {
-      socket.write(
-        `GET ${UPGRADE_PATH[target.kind]} HTTP/1.1\r\nHost: localhost:${target.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nOrigin: ${target.origin}\r\n` +
-          (target.kind === 'parley' ? `Cookie: ${cookies[user % cookies.length]}\r\n` : '') +
-          '\r\n',
-      );
-    });
-    socket.once('data', (chunk: Buffer) => {
-      socket.destroy();
-      if (chunk.toString('latin1', 0, 12) === 'HTTP/1.1 101') resolve();
-      else reject(new Error(chunk.toString('latin1', 0, 12)));
-    });
-    socket.once('error', (error) => {
-      socket.destroy();
-      reject(error);
-    });
-  });
+async function upgradeOnce(target: Target, user: number): Promise<void> {
+  (await upgrade(target, user, () => {})).close();
 }
 
 async function storm(target: Target, durationMs: number, concurrency: number, users: number) {
@@ -235,16 +212,6 @@ async function storm(target: Target, durationMs: number, concurrency: number, us
 
 const FILLER = 'lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod';
 
-/** The send time (performance.now() of this process) carried in the text as ~12345.678~. */
-function sentAt(raw: Buffer | string): number {
-  if (typeof raw === 'string') {
-    const a = raw.indexOf('~');
-    return Number(raw.slice(a + 1, raw.indexOf('~', a + 1)));
-  }
-  const a = raw.indexOf(126);
-  return Number(raw.toString('latin1', a + 1, raw.indexOf(126, a + 1)));
-}
-
 type Step = {
   ratePerClient: number;
   offeredPerSec: number;
@@ -269,8 +236,8 @@ async function fanout(target: Target, clients: number, rates: number[], warmupMs
   let errors = 0;
   let hist = new Histogram();
   let probes = 0;
-  const onText = (raw: Buffer | string): void => {
-    const t = sentAt(raw);
+  const onText: OnText = (data, start, end) => {
+    const t = stampOf(data, start, end);
     if (t < 0) {
       probes++;
       return;

@@ -1,6 +1,6 @@
 // The benchmark's outputs: the side-by-side table (stdout) and the latency chart (SVG,
 // hand-written: no dependency).
-import { KINDS, LABEL, type Kind } from './lib.ts';
+import { KINDS, LABEL, ratesFor, type Kind } from './lib.ts';
 
 export type Step = {
   ratePerClient: number;
@@ -32,7 +32,7 @@ export type Results = {
   socketio: string;
   cpus: number;
   cpuModel: string;
-  profile: { fanout: { rates: number[]; clients: number[] } } & Record<string, unknown>;
+  profile: { fanout: { rates: Record<number, number[]>; clients: number[] } } & Record<string, unknown>;
   hashParams: { memory: number; passes: number; parallelism: number };
   login: Login | Failed | undefined;
   storm: Partial<Record<Kind, Storm | Failed>>;
@@ -87,7 +87,7 @@ export function renderTable(r: Results): string {
       return ok(run) ? (run as FanoutRun) : undefined;
     });
     const heldStep = per((k) => (runs[k] ? held(runs[k]!) : undefined));
-    const lowest = (clients * clients * r.profile.fanout.rates[0]!) as number;
+    const lowest = clients * clients * ratesFor(r.profile.fanout, clients)[0]!;
     const heldValue = (k: Kind) => heldStep[k]?.offeredPerSec;
     add(`3 fan-out ${clients} clients: held step (deliveries/s)`,
       per((k) => (runs[k] ? (heldStep[k] ? int(heldStep[k]!.offeredPerSec) : `none (< ${int(lowest)})`) : undefined)) as never,
@@ -161,7 +161,7 @@ export function renderSvg(r: Results): string {
   const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const parts: string[] = [];
   panels.forEach((clients, p) => {
-    const offered = r.profile.fanout.rates.map((rate) => rate * clients * clients);
+    const offered = ratesFor(r.profile.fanout, clients).map((rate) => rate * clients * clients);
     const xMin = Math.log2(offered[0]!);
     const xMax = Math.log2(offered[offered.length - 1]!);
     const x = (v: number): number => m.l + ((Math.log2(v) - xMin) / Math.max(1e-9, xMax - xMin)) * pw;

@@ -4,6 +4,7 @@
 //   npm run bench               full run (< 15 min): fan-out at 200 and 500 clients, memory to 10k
 //   npm run bench -- --quick    development run (< 2 min): 200 clients, 1k idle connections
 //   options: --only parley,bare   --scenarios storm,fanout,memory,sanitize   (default: all)
+//            --clients 200,500 (fan-out room sizes; default 200 quick, 200,500 full)
 //            --all-steps (keep stepping after a step is not held: CPU per delivery at every load)
 //            --cpu-prof DIR (servers write V8 CPU profiles there, one per server start)
 //
@@ -22,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../server/config.ts';
 import { HASH_PARAMS } from '../server/security/passwords.ts';
 import { loadCertificate } from '../server/tls.ts';
-import { KINDS, LABEL, sleep, type Kind } from './lib.ts';
+import { KINDS, LABEL, ratesFor, sleep, type Kind } from './lib.ts';
 import { renderTable, renderSvg, type Results } from './report.ts';
 
 const { values } = parseArgs({
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     scenarios: { type: 'string', default: 'storm,fanout,memory,sanitize' },
     'all-steps': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    clients: { type: 'string' },
   },
 });
 const quick = values.quick;
@@ -47,17 +49,22 @@ const PROFILE = quick
   ? {
       users: 200,
       storm: { durationMs: 1500, concurrency: 32 },
-      fanout: { clients: [200], rates: [0.5, 1, 2, 4, 8], warmupMs: 500, measureMs: 2000, drainMs: 800 },
+      fanout: { clients: [200], rates: { 200: [0.5, 1, 2, 4, 8], 500: [0.125, 0.25, 0.5, 1, 2] } as Record<number, number[]>, warmupMs: 500, measureMs: 2000, drainMs: 800 },
       memory: { steps: [1000], socketsPerUser: 8, settleMs: 1000 },
       sanitize: { count: 20_000, syncCount: 2000 },
     }
   : {
       users: 1250,
       storm: { durationMs: 5000, concurrency: 32 },
-      fanout: { clients: [200, 500], rates: [0.25, 0.5, 1, 2, 4, 8], warmupMs: 1000, measureMs: 5000, drainMs: 1500 },
+      fanout: { clients: [200, 500], rates: { 200: [0.25, 0.5, 1, 2, 4, 8], 500: [0.0625, 0.125, 0.25, 0.5, 1, 2] } as Record<number, number[]>, warmupMs: 1000, measureMs: 5000, drainMs: 1500 },
       memory: { steps: [1000, 5000, 10_000], socketsPerUser: 8, settleMs: 2000 },
       sanitize: { count: 200_000, syncCount: 5000 },
     };
+
+if (values.clients) {
+  PROFILE.fanout.clients = values.clients.split(',').map(Number);
+  PROFILE.users = Math.max(PROFILE.users, ...PROFILE.fanout.clients); // one user per fan-out client
+}
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
@@ -228,7 +235,8 @@ try {
   for (const clients of scenarios.has('fanout') ? PROFILE.fanout.clients : []) {
     for (const kind of kinds) {
       note(`fan-out: ${LABEL[kind]}, ${clients} clients`);
-      const { rates, warmupMs, measureMs, drainMs } = PROFILE.fanout;
+      const { warmupMs, measureMs, drainMs } = PROFILE.fanout;
+      const rates = ratesFor(PROFILE.fanout, clients);
       (results.fanout[kind] ??= {})[clients] = (await withServer(kind, (server) =>
         command('fanout', server, { clients, rates, warmupMs, measureMs, drainMs, allSteps: values['all-steps'] }),
       )) as never;
@@ -267,7 +275,7 @@ async function runSanitize(count: number, syncCount: number): Promise<Results['s
 results.seconds = (performance.now() - started) / 1000;
 fs.mkdirSync(RESULTS, { recursive: true });
 // A run restricted with --only/--scenarios/--all-steps does not replace a complete run's files.
-const partial = Boolean(values.only) || scenarios.size < 4 || values['all-steps'];
+const partial = Boolean(values.only) || Boolean(values.clients) || scenarios.size < 4 || values['all-steps'];
 const suffix = `${quick ? '-quick' : ''}${partial ? '-partial' : ''}`;
 fs.writeFileSync(path.join(RESULTS, `bench${suffix}.json`), `${JSON.stringify(results, null, 2)}\n`);
 fs.writeFileSync(path.join(RESULTS, `fanout-latency${suffix}.svg`), renderSvg(results));

@@ -20,6 +20,8 @@ const HARD_BOUND_FACTOR = 16;
 type FrameOptions = { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean };
 /** ws's own framer (exported by ws as `Sender`; not declared in @types/ws). */
 const { Sender } = wsModule as unknown as { Sender: { frame: (data: Buffer, options: FrameOptions) => Buffer[] } };
+/** WebSocket.OPEN (readyState), read without a getter on the hot path. */
+const OPEN = 1;
 /** RFC 6455 §5.2: one unfragmented text frame; server frames are never masked. */
 const TEXT_FRAME: FrameOptions = { fin: true, opcode: 0x1, mask: false, readOnly: true, rsv1: false };
 
@@ -36,13 +38,16 @@ export function textFrame(json: string | Buffer): TextFrame {
 }
 
 /** Connections with frames queued this turn; flushed together in the check phase. */
-const dirty: Connection[] = [];
+let dirty: Connection[] = [];
+/** The other list, swapped in at each flush: no array is allocated per turn. */
+let flushing: Connection[] = [];
 let flushScheduled = false;
 
 function flushDirty(): void {
   flushScheduled = false;
-  const connections = dirty.splice(0);
-  for (const connection of connections) connection.flush();
+  [flushing, dirty] = [dirty, flushing];
+  for (const connection of flushing) connection.flush();
+  flushing.length = 0;
 }
 
 export type ConnectionDeps = {
@@ -71,6 +76,12 @@ export class Connection {
   /** Frames queued this turn, in the order send() was called; written by flush(). */
   #out: Buffer[] = [];
   #outBytes = 0;
+  /**
+   * The socket's buffered bytes as of the last flush. Between flushes only ws's own control
+   * frames (a few bytes each) can add to them while the kernel drains them, so queued bytes +
+   * this value bound bufferedAmount for the cheap check in sendFrame (point 4 of decision 009).
+   */
+  #socketBuffered = 0;
   readonly #ws: WebSocket;
   /** The TLS socket ws was handed in handleUpgrade: the one our frames are written to. */
   readonly #socket: Duplex;
@@ -134,7 +145,7 @@ export class Connection {
    * write, not 100.
    */
   sendFrame(frame: TextFrame): void {
-    if (!this.isOpen) return;
+    if (this.#closed || this.#ws.readyState !== OPEN) return;
     if (this.#out.length === 0) {
       dirty.push(this);
       if (!flushScheduled) {
@@ -144,7 +155,8 @@ export class Connection {
     }
     this.#out.push(frame);
     this.#outBytes += frame.length;
-    this.#checkBackpressure();
+    // Per delivery, so the cheap bound first; the exact check reads the socket's buffer.
+    if (this.#outBytes + this.#socketBuffered > this.#deps.maxBufferedBytes) this.#checkBackpressure();
   }
 
   /**
@@ -155,12 +167,19 @@ export class Connection {
   flush(): void {
     const out = this.#out;
     if (out.length === 0) return;
-    const bytes = this.#outBytes;
-    this.#out = [];
     this.#outBytes = 0;
     const socket = this.#socket;
-    if (!this.isOpen || socket.destroyed || !socket.writable) return;
-    socket.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes));
+    if (this.isOpen && !socket.destroyed && socket.writable) {
+      // Corked, the frames leave as one writev, which Node's TLS layer encrypts as one
+      // SSL_write. Not Buffer.concat: a new Buffer per write is tens of MB/s of external
+      // memory under fan-out, which V8 answers with full GCs (decision 009, "Allocation").
+      if (out.length > 1) socket.cork();
+      for (const frame of out) socket.write(frame);
+      if (out.length > 1) socket.uncork();
+    }
+    out.length = 0;
+    if (!this.isOpen) return;
+    this.#socketBuffered = this.#ws.bufferedAmount;
     this.#checkBackpressure();
   }
 
@@ -191,7 +210,7 @@ export class Connection {
   }
 
   #discard(): void {
-    this.#out = [];
+    this.#out.length = 0;
     this.#outBytes = 0;
   }
 
