@@ -6,6 +6,7 @@
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
 import { cpuMsOf, Histogram, ownCpuMs, rssKbOf, sleep, type Kind } from './lib.ts';
+import type { Step } from './report.ts';
 import { stampOf, WireSocket, type OnText } from './wire.ts';
 
 export const PASSWORD = 'correct horse battery staple';
@@ -211,22 +212,6 @@ async function storm(target: Target, durationMs: number, concurrency: number, us
 // ---- scenario 3: fan-out ---------------------------------------------------------------
 
 const FILLER = 'lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod';
-
-type Step = {
-  ratePerClient: number;
-  offeredPerSec: number;
-  sentPerSec: number;
-  deliveredPerSec: number;
-  deliveredPct: number;
-  p50: number;
-  p99: number;
-  serverCpuPct: number;
-  serverCpuUsPerDelivery: number;
-  loadgenCpuPct: number;
-  errors: number;
-  closed: number;
-  held: boolean;
-};
 
 async function fanout(target: Target, clients: number, rates: number[], warmupMs: number, measureMs: number, drainMs: number, allSteps: boolean) {
   // Measurement state of the current step, read by every client's message handler.

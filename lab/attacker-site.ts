@@ -1,6 +1,7 @@
-// The attacker's web site (an Express app served over HTTPS by lab.ts). Its pages live in
-// lab/public/ and use no inline script: the attacker site has its own strict CSP too,
-// because it is teaching material and should model clean pages.
+// The attacker's web site (an Express app served over HTTPS by lab.ts). Its pages are
+// lab/pages/ in one layout (pages.ts), their scripts and styles lab/public/; no inline script:
+// the attacker site has its own strict CSP too, because it is teaching material and should
+// model clean pages.
 //
 // Besides static pages it has a small API the pages use:
 //   GET  /config.json          origins and which Parley controls are switched off
@@ -14,6 +15,7 @@ import express, { type RequestHandler } from 'express';
 import { WebSocket } from 'ws';
 import type { Control } from '../server/config.ts';
 import type { LabEventBus } from './lab.ts';
+import { renderPages } from './pages.ts';
 import { labPayloads, MALLORY } from './payloads.ts';
 
 export type AttackerSiteOptions = {
@@ -112,7 +114,13 @@ export function createAttackerSite(options: AttackerSiteOptions): express.Expres
     }
   });
 
-  app.use(express.static(PUBLIC_DIR, { index: 'index.html', dotfiles: 'ignore' }));
+  const pages = renderPages();
+  app.get(/\.html$|^\/$/, (req, res, next) => {
+    const html = pages.get(req.path);
+    if (html === undefined) return next();
+    res.type('html').send(html);
+  });
+  app.use(express.static(PUBLIC_DIR, { index: false, dotfiles: 'ignore' }));
   app.use((_req, res) => {
     res.status(404).type('text/plain').send('Not found');
   });

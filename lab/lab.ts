@@ -1,5 +1,5 @@
 // The workshop attack lab: a real Parley (loopback only) plus an "attacker" HTTPS site on
-// another loopback port, with one page per attack (lab/public/). Both run in this process
+// another loopback port, with one page per attack (lab/pages/, scripts in lab/public/). Both run in this process
 // so the attacker's pages can show, live, what Parley's server saw and decided: every
 // HTTP request and WebSocket handshake (method, path, Origin, Sec-Fetch-Site, whether the
 // session cookie came along — never its value) and every audit-log event.
