@@ -108,6 +108,9 @@ export class Connection {
 
     ws.on('message', (data: Buffer, isBinary) => this.#onMessage(data, isBinary));
     ws.on('pong', () => (this.alive = true));
+    // The socket wrote out everything it held: the peer is reading, so a grace period ends.
+    // (Over the limit means over the socket's highWaterMark too, so 'drain' is due.)
+    identity.socket.on('drain', () => this.#drained());
     // Without an 'error' listener, ws's error for an oversized frame or bad UTF-8 would be
     // an uncaught exception that kills the process. ws closes the socket itself (1009/1007/1002).
     ws.on('error', (error: Error & { code?: string }) => {
@@ -169,6 +172,8 @@ export class Connection {
     if (out.length === 0) return;
     this.#outBytes = 0;
     const socket = this.#socket;
+    // Under the limit before this turn's frames: the peer caught up since the last flush.
+    if (this.#drainCheck && this.#ws.bufferedAmount <= this.#deps.maxBufferedBytes) this.#drained();
     if (this.isOpen && !socket.destroyed && socket.writable) {
       // Corked, the frames leave as one writev, which Node's TLS layer encrypts as one
       // SSL_write. Not Buffer.concat: a new Buffer per write is tens of MB/s of external
@@ -192,8 +197,11 @@ export class Connection {
    * Backpressure (OWASP WS: resource limits): a peer that stops reading is dropped, not
    * buffered without bound. Right after a burst, bytes sit in the buffer only because the
    * event loop has not flushed them yet, so being over the limit starts a grace period;
-   * the peer is dropped if it is still over when the grace ends, or at once past a hard bound.
-   * The bound counts this connection's own queue too, so coalescing cannot hide bytes from it.
+   * the peer is dropped if it stays over for the whole grace period, or at once past a hard
+   * bound. A reader that catches up in between (the socket drains, or is under the limit
+   * before the next flush) ends the grace period: being over at two instants a second apart
+   * is a busy reader, not a stopped one. The bound counts this connection's own queue too,
+   * so coalescing cannot hide bytes from it.
    */
   #checkBackpressure(): void {
     const buffered = this.bufferedAmount;
@@ -207,6 +215,11 @@ export class Connection {
       }, DRAIN_GRACE_MS);
       this.#drainCheck.unref();
     }
+  }
+
+  #drained(): void {
+    clearTimeout(this.#drainCheck);
+    this.#drainCheck = undefined;
   }
 
   #discard(): void {
