@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { dictionary } from '@zxcvbn-ts/language-common';
+import { isCommonPassword } from '../server/security/common-passwords.ts';
 import { hashPassword, verifyPassword } from '../server/security/passwords.ts';
 import { PASSWORD, login, register, request, sleep, startServer, type Reply, type TestServer } from './helpers/server.ts';
 
@@ -90,6 +92,23 @@ describe('password policy, registration and login', () => {
     const reply = await registerReply(server, 'bobby', 'my name is BoBBy and I like tea');
     assert.equal(reply.status, 400, reply.text);
     assert.equal(reply.json?.error, 'weak_password');
+  });
+
+  // ASVS 6.2.4: a breached password padded to the length rule is refused over the real route
+  test('a breached password padded to 12 characters ("password1234") is refused 400 weak_password, saying why', async () => {
+    const reply = await registerReply(server, 'padder', 'password1234');
+    assert.equal(reply.status, 400, reply.text);
+    assert.equal(reply.json?.error, 'weak_password');
+    assert.match(String(reply.json?.message), /too common/);
+  });
+
+  test('a password change to a breached password ("Summer2024!!") is refused 400 weak_password; the old password still works', async () => {
+    await register(server, 'changer');
+    const cookie = await login(server, 'changer');
+    const reply = await request(server, 'POST', '/api/password', { cookie, body: { currentPassword: PASSWORD, newPassword: 'Summer2024!!' } });
+    assert.equal(reply.status, 400, reply.text);
+    assert.equal(reply.json?.error, 'weak_password');
+    assert.equal((await loginReply(server, 'changer', PASSWORD)).status, 200);
   });
 
   test('registering "alice" after "Alice" is refused 409 (usernames are case-insensitive)', async () => {
@@ -231,5 +250,84 @@ describe('a registration flood does not starve logins', () => {
     const replies = await Promise.all(flood);
     assert.ok(replies.some((r) => r.status === 503 && r.json?.error === 'server_busy'), 'the flood was bounded');
     assert.equal(loginReply.status, 200, JSON.stringify(loginReply.json));
+  });
+});
+
+// ASVS 6.2.4: "checked against at least the top 3000 passwords which match the password policy".
+// The list's top 3000 are mostly shorter than 12 characters, so what matches the policy is
+// those passwords padded to it — the ways people pad are what the check must see through.
+describe('breached and padded passwords (server/security/common-passwords.ts)', () => {
+  const top3000 = dictionary['passwords-common'].slice(0, 3000);
+  const toTwelve = (base: string, pad: string) => base + pad.repeat(Math.ceil(Math.max(0, 12 - base.length) / pad.length));
+  const paddings: Array<[string, (p: string) => string]> = [
+    ['digits appended (dragon → dragon123456)', (p) => toTwelve(p, '123456').slice(0, Math.max(12, p.length))],
+    ['a year and a symbol (dragon → Dragon2024!!!…)', (p) => toTwelve(`${p[0]!.toUpperCase()}${p.slice(1)}2024`, '!')],
+    ['repeated (dragon → dragondragon)', (p) => toTwelve(p, p)],
+    ['leet + digits (password → p@ssw0rd1234)', (p) => toTwelve(p.replace(/a/g, '@').replace(/o/g, '0').replace(/s/g, '$'), '1234')],
+    ['repeated with spaces (monkey → monkey monkey)', (p) => toTwelve(p, ` ${p}`)],
+  ];
+
+  for (const [how, pad] of paddings) {
+    test(`the list's top 3000, ${how}: every one refused`, (t) => {
+      const padded = top3000.map(pad);
+      assert.ok(padded.every((p) => [...p].length >= 12), 'every variant meets the length policy');
+      const missed = padded.filter((p) => !isCommonPassword(p));
+      t.diagnostic(`${padded.length - missed.length}/${padded.length} refused`);
+      assert.deepEqual(missed, []);
+    });
+  }
+
+  test('the list entries that already have 12+ characters are refused as they stand', (t) => {
+    const long = dictionary['passwords-common'].filter((p) => [...p].length >= 12);
+    t.diagnostic(`${long.length} entries of 12+ characters`);
+    assert.ok(long.length > 100);
+    assert.deepEqual(long.filter((p) => !isCommonPassword(p)), []);
+  });
+
+  test('sequences and short repeats are refused', () => {
+    for (const p of ['123456789012', 'abcdefghijkl', '987654321098', '123412341234', 'abcabcabcabc']) {
+      assert.equal(isCommonPassword(p), true, p);
+    }
+  });
+
+  // Seeded, so the figures are the same on every run (mulberry32).
+  function seeded(seed: number): (below: number) => number {
+    return (below) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return Math.floor((((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * below);
+    };
+  }
+
+  test('random passwords and passphrases are not refused: 2,000 of each kind (no false "too common")', (t) => {
+    const random = seeded(0x5eed);
+    const pick = (alphabet: string, n: number) => Array.from({ length: n }, () => alphabet[random(alphabet.length)]).join('');
+    const words = dictionary['diceware-common'];
+    const kinds: Array<[string, () => string, number]> = [
+      ['12 random letters and digits', () => pick('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789', 12), 0],
+      ['12 random printable ASCII', () => pick('abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789!@#$%^&*()-_=+[]{};:,.<>/?', 12), 0],
+      ['4 random diceware words', () => Array.from({ length: 4 }, () => words[random(words.length)]).join(' '), 0],
+      // Twelve digits are sometimes a listed date or PIN plus a pattern; a few refusals are expected.
+      ['12 random digits', () => pick('0123456789', 12), 0.02],
+    ];
+    for (const [what, make, allowed] of kinds) {
+      const refused = Array.from({ length: 2000 }, make).filter((p) => isCommonPassword(p));
+      t.diagnostic(`${what}: ${refused.length}/2000 refused${refused.length ? ` (e.g. ${refused.slice(0, 3).join(', ')})` : ''}`);
+      assert.ok(refused.length <= 2000 * allowed, `${what}: ${refused.length} refused`);
+    }
+  });
+
+  test('passphrases and random passwords of any composition pass (ASVS 6.2.5: no composition rules)', () => {
+    const fine = [
+      PASSWORD,
+      'purple monkey dishwasher',
+      'jd8#kq!Zp2vL',
+      '839201746385', // twelve random digits
+      '🦜🫖☀️🎉🐙🍕🚀🌈🎸🐳🍩🔥', // twelve emoji
+      'tea 🫖 at five, sunny days',
+      'Tr0ub4dor&3xx',
+    ];
+    assert.deepEqual(fine.filter((p) => isCommonPassword(p)), []);
   });
 });

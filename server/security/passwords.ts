@@ -5,6 +5,7 @@
 import crypto from 'node:crypto';
 import { promisify } from 'node:util';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../../shared/protocol.ts';
+import { isCommonPassword } from './common-passwords.ts';
 
 const argon2 = promisify(crypto.argon2);
 
@@ -49,7 +50,8 @@ export function dummyPasswordHash(): Promise<string> {
 
 /**
  * ASVS 6.2.1/6.2.9 and NIST 800-63B: length is what matters. At least 12 characters,
- * passphrases up to 1024, any characters (spaces, emoji), no composition rules.
+ * passphrases up to 1024, any characters (spaces, emoji), no composition rules; and not a
+ * known breached password (ASVS 6.2.4).
  * Returns a human message when the password is refused.
  */
 export function passwordPolicyError(password: string, username: string): string | undefined {
@@ -58,6 +60,10 @@ export function passwordPolicyError(password: string, username: string): string 
   if (length > PASSWORD_MAX_LENGTH) return `Use at most ${PASSWORD_MAX_LENGTH} characters.`;
   if (password.toLowerCase().includes(username.toLowerCase())) return 'The password must not contain the username.';
   if (/^(.)\1*$/u.test(password)) return 'The password must not be one repeated character.';
+  // ASVS 6.2.4: not a breached password, nor one padded to length (common-passwords.ts).
+  if (isCommonPassword(password)) {
+    return 'That password is too common: it is on lists of breached passwords, or is one with digits, symbols or repeats added. A few unrelated words work well.';
+  }
   return undefined;
 }
 
