@@ -260,7 +260,7 @@ describe('breached and padded passwords (server/security/common-passwords.ts)', 
   const top3000 = dictionary['passwords-common'].slice(0, 3000);
   const toTwelve = (base: string, pad: string) => base + pad.repeat(Math.ceil(Math.max(0, 12 - base.length) / pad.length));
   const paddings: Array<[string, (p: string) => string]> = [
-    ['digits appended (dragon → dragon123456)', (p) => toTwelve(p, '123456').slice(0, Math.max(12, p.length))],
+    ['digits appended (dragon → dragon123456)', (p) => toTwelve(p, '1234567890').slice(0, Math.max(12, p.length))],
     ['a year and a symbol (dragon → Dragon2024!!!…)', (p) => toTwelve(`${p[0]!.toUpperCase()}${p.slice(1)}2024`, '!')],
     ['repeated (dragon → dragondragon)', (p) => toTwelve(p, p)],
     ['leet + digits (password → p@ssw0rd1234)', (p) => toTwelve(p.replace(/a/g, '@').replace(/o/g, '0').replace(/s/g, '$'), '1234')],
@@ -285,9 +285,32 @@ describe('breached and padded passwords (server/security/common-passwords.ts)', 
   });
 
   test('sequences and short repeats are refused', () => {
-    for (const p of ['123456789012', 'abcdefghijkl', '987654321098', '123412341234', 'abcabcabcabc']) {
+    for (const p of ['123456789012', 'abcdefghijkl', '987654321098', '123412341234', 'abcabcabcabc', 'abcdabcdabcd', 'qwerqwerqwer']) {
       assert.equal(isCommonPassword(p), true, p);
     }
+  });
+
+  // Shapes none of the generated paddings above produce (found in review), so the rules are not
+  // only tested against the inputs they were written for.
+  test('held-out padded forms are refused', () => {
+    const padded = [
+      'dragondragon1', // repeated, then padded
+      'monkeymonkey!',
+      'letmeinletmein1',
+      '1etmein12345', // 1 for l
+      'he11o1234567',
+      '123456789password', // a long sequence in front
+      'password¡¡¡¡', // non-ASCII padding
+      'password🔥🔥🔥🔥',
+      'PASSWORD2024!',
+      'iloveyou.iloveyou',
+    ];
+    assert.deepEqual(padded.filter((p) => !isCommonPassword(p)), []);
+  });
+
+  test('a listed word followed by a long random tail is entropy, not padding: it passes', () => {
+    const fine = ['Zebra!8#4@1%^&*(', 'dragon83920174638501928374', 'love#8%2^7&1*4(9)0_3'];
+    assert.deepEqual(fine.filter((p) => isCommonPassword(p)), []);
   });
 
   // Seeded, so the figures are the same on every run (mulberry32).
@@ -308,6 +331,8 @@ describe('breached and padded passwords (server/security/common-passwords.ts)', 
       ['12 random letters and digits', () => pick('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789', 12), 0],
       ['12 random printable ASCII', () => pick('abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789!@#$%^&*()-_=+[]{};:,.<>/?', 12), 0],
       ['4 random diceware words', () => Array.from({ length: 4 }, () => words[random(words.length)]).join(' '), 0],
+      // A listed word plus 8 random digits: long random padding is entropy, not a disguise.
+      ['a diceware word + 8 random digits', () => words[random(words.length)] + pick('0123456789', 8), 0.01],
       // Twelve digits are sometimes a listed date or PIN plus a pattern; a few refusals are expected.
       ['12 random digits', () => pick('0123456789', 12), 0.02],
     ];

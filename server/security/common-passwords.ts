@@ -9,45 +9,57 @@
 // Why this and not a strength meter or an online breach API: docs/decisions/010-common-passwords.md.
 import { dictionary } from '@zxcvbn-ts/language-common';
 
-/** The common letter-for-symbol swaps (l33t), undone on both sides of the lookup. */
-const LEET: Record<string, string> = { '@': 'a', '4': 'a', '3': 'e', '0': 'o', $: 's', '5': 's', '7': 't', '1': 'i', '!': 'i' };
+/** The common letter-for-symbol swaps (l33t), undone on both sides of the lookup; 1, l and i are one letter. */
+const LEET: Record<string, string> = { '@': 'a', '4': 'a', '3': 'e', '0': 'o', $: 's', '5': 's', '7': 't', '1': 'i', '!': 'i', l: 'i', '|': 'i' };
 function unLeet(text: string): string {
-  return text.replace(/[@430$571!]/g, (c) => LEET[c] ?? c);
+  return text.replace(/[@430$571!l|]/g, (c) => LEET[c] ?? c);
 }
 
 const LIST = dictionary['passwords-common'];
-/** Every entry lowercased and un-leeted, so "p@ssw0rd" and "password" are one entry. */
+/** Every entry lowercased and un-leeted, so "p@ssw0rd", "passw0rd" and "password" are one entry. */
 const COMMON = new Set(LIST.map((p) => unLeet(p.toLowerCase())));
 const LONGEST = Math.max(...LIST.map((p) => p.length));
 const isListed = (text: string) => COMMON.has(unLeet(text));
 
 /** Spaces and the separators people put between repeated or joined words. */
 const SEPARATORS = /[\s._\-+*~,;:|/\\]+/gu;
-/** ASCII digits and symbols are what people add before or after a word to reach a length (not emoji). */
-const isPadding = (c: number) => c < 0x80 && !(c >= 0x61 && c <= 0x7a);
-/** The longest cut that still counts as thoughtless padding. */
-const MAX_PATTERN = 16;
+const LETTER = /\p{L}/u;
+/** NFKC can multiply a length (U+FDFA becomes 18 characters); no password this long is a padded entry. */
+const NORMALIZE_UP_TO = 128;
+/** The longest cut tried at either end; a cut longer than FREE_CUT counts only when it is a pattern. */
+const MAX_CUT = 16;
+/** "dragon" + 6 digits is padding; "dragon" + 20 random digits is entropy, not a common password. */
+const FREE_CUT = 6;
 /** What must be left after the cuts. */
 const MIN_CORE = 4;
-const HAS_LETTER = /\p{L}/u;
-/** People prepend little; this bounds the cuts tried on a long all-digit input. */
-const MAX_LEADING_CUT = 8;
 
-/** The text with every possible part of its leading and trailing digits and symbols cut off. */
+/** Digits, symbols, emoji: anything but a letter is what people add to a word to reach a length. */
+function isPaddingAt(text: string, k: number): boolean {
+  const c = text.charCodeAt(k);
+  return c < 0x80 ? !(c >= 0x61 && c <= 0x7a) : !LETTER.test(text[k]!);
+}
+
+const isPadding = (cut: string) => cut.length <= FREE_CUT || isPattern(cut);
+
+/** The text with every acceptable part of its leading and trailing padding cut off. */
 function* unpadded(text: string): Generator<string> {
   const n = text.length;
   let lead = 0;
-  while (lead < Math.min(n, MAX_LEADING_CUT) && isPadding(text.charCodeAt(lead))) lead++;
+  while (lead < Math.min(n, MAX_CUT) && isPaddingAt(text, lead)) lead++;
   let trail = 0;
-  while (trail < n && isPadding(text.charCodeAt(n - 1 - trail))) trail++;
+  while (trail < Math.min(n, MAX_CUT) && isPaddingAt(text, n - 1 - trail)) trail++;
   for (let i = 0; i <= lead; i++) {
-    // Only cuts that leave at most LONGEST characters can match an entry.
-    for (let j = Math.max(0, n - i - LONGEST); j <= Math.min(trail, n - i - MIN_CORE); j++) {
+    const before = text.slice(0, i);
+    if (!isPadding(before)) continue;
+    for (let j = 0; j <= Math.min(trail, n - i - MIN_CORE); j++) {
       const core = text.slice(i, n - j);
+      const after = text.slice(n - j);
+      // Longer than an entry repeated twice: nothing to look up.
+      if (core.length > 2 * LONGEST || !isPadding(after)) continue;
       // A core without letters must be most of the text, or what was cut must be a pattern
       // ("1234" + "2024!!!!"): otherwise twelve random digits would match some listed date
       // or PIN somewhere inside them.
-      if (HAS_LETTER.test(core) || core.length * 2 >= n || (isPattern(text.slice(0, i)) && isPattern(text.slice(n - j)))) yield core;
+      if (LETTER.test(core) || core.length * 2 >= n || (isPattern(before) && isPattern(after))) yield core;
     }
   }
 }
@@ -77,10 +89,9 @@ function isSequence(text: string): boolean {
 
 /** Padding people type without thinking: a year, a sequence, a repeat, within any symbols. */
 function isPattern(cut: string): boolean {
-  if (cut.length > MAX_PATTERN) return false; // bounds the work on a long crafted input
   const body = cut.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, '');
   const unit = repeatedUnit(body);
-  return body.length === 0 || /^(19|20)\d\d$/.test(body) || isSequence(unit) || [...unit].length < 3;
+  return body.length === 0 || /^(19|20)\d\d$/.test(unit) || isSequence(unit) || [...unit].length < 3;
 }
 
 /**
@@ -90,13 +101,13 @@ function isPattern(cut: string): boolean {
  * twelve random digits, unless they happen to be a listed date or PIN plus a pattern (~0.6 %).
  */
 export function isCommonPassword(password: string): boolean {
-  const lower = password.normalize('NFKC').toLowerCase();
+  const lower = (password.length <= NORMALIZE_UP_TO ? password.normalize('NFKC') : password).toLowerCase();
   const joined = lower.replace(SEPARATORS, '');
-  if (isSequence(joined)) return true;
   const unit = repeatedUnit(joined);
-  if ([...unit].length < 4) return true;
-  for (const form of new Set([lower, joined, unit, unit + unit])) {
-    for (const candidate of unpadded(form)) if (isListed(candidate)) return true;
+  // NIST 800-63B: repetitive or sequential characters ("abcdabcdabcd", "123456789012").
+  if ([...unit].length <= 4 || isSequence(unit)) return true;
+  for (const form of new Set([lower, joined, unit])) {
+    for (const core of unpadded(form)) if (isListed(core) || isListed(repeatedUnit(core))) return true;
   }
   return false;
 }
