@@ -109,7 +109,9 @@ export class Connection {
     ws.on('message', (data: Buffer, isBinary) => this.#onMessage(data, isBinary));
     ws.on('pong', () => (this.alive = true));
     // The socket wrote out everything it held: the peer is reading, so a grace period ends.
-    // (Over the limit means over the socket's highWaterMark too, so 'drain' is due.)
+    // ('drain' comes only after a write found the socket over its highWaterMark, 64 KiB, the
+    // smallest WS_MAX_BUFFERED_BYTES; the check at the start of flush() covers the rest.)
+    // ws's automatic pongs bypass this queue; ws bounds them itself (maxPendingAutoPongs, 60).
     identity.socket.on('drain', () => this.#drained());
     // Without an 'error' listener, ws's error for an oversized frame or bad UTF-8 would be
     // an uncaught exception that kills the process. ws closes the socket itself (1009/1007/1002).
