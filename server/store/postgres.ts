@@ -1,11 +1,10 @@
 // DATABASE_URL: users, rooms, memberships and messages in PostgreSQL through `pg` (a Pool),
 // with the schema of server/store/sqlite.ts. Sessions live here too unless REDIS_URL is
 // set (then in Redis: server/store/redis.ts). Why: docs/decisions/008-scale-out.md.
-import session, { type SessionData } from 'express-session';
 import pg from 'pg';
 import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
-import { sessionIdHash } from './session-id.ts';
+import { SqlSessionStore, type SessionRows } from './sql-sessions.ts';
 import { StoreUnavailableError, type HistoryPage, type ParleyStore, type Room, type User, type SessionExpiry } from './store.ts';
 
 /**
@@ -96,80 +95,41 @@ function isUnavailable(error: unknown): boolean {
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|connection error|not queryable/i.test(message);
 }
 
-type Callback<T = void> = (error?: unknown, value?: T) => void;
 type Query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<pg.QueryResult<R>>;
 
-/** Sessions in PostgreSQL (DATABASE_URL without REDIS_URL): hashed ids, as in SQLite. */
-class PostgresSessionStore extends session.Store {
-  readonly #query: Query;
-  readonly #expiresAt: SessionExpiry;
-  readonly #timer: NodeJS.Timeout;
-
-  constructor(query: Query, expiresAt: SessionExpiry) {
-    super();
-    this.#query = query;
-    this.#expiresAt = expiresAt;
-    this.#timer = setInterval(() => void this.#query('DELETE FROM sessions WHERE expires <= $1', [Date.now()]).catch(() => {}), 60_000);
-    this.#timer.unref();
-  }
-
-  override get(sid: string, callback: Callback<SessionData | null>): void {
-    this.#call(callback, async () => {
-      const { rows } = await this.#query<{ data: string; expires: string }>('SELECT data, expires FROM sessions WHERE sid_hash = $1', [
-        sessionIdHash(sid),
-      ]);
+/** The sessions table in PostgreSQL; what the rows mean is in sql-sessions.ts. */
+function postgresSessionRows(query: Query): SessionRows {
+  return {
+    async read(hash) {
+      const { rows } = await query<{ data: string; expires: string }>('SELECT data, expires FROM sessions WHERE sid_hash = $1', [hash]);
       const row = rows[0];
-      if (!row || Number(row.expires) <= Date.now()) return null;
-      return JSON.parse(row.data) as SessionData;
-    });
-  }
-
-  override set(sid: string, data: SessionData, callback?: Callback): void {
-    this.#call(callback, async () => {
-      await this.#query(
+      return row && { data: row.data, expires: Number(row.expires) };
+    },
+    async upsert(hash, user, data, expires) {
+      await query(
         `INSERT INTO sessions (sid_hash, "user", data, expires) VALUES ($1, $2, $3, $4)
          ON CONFLICT (sid_hash) DO UPDATE SET "user" = excluded."user", data = excluded.data, expires = excluded.expires`,
-        [sessionIdHash(sid), data.user ?? null, JSON.stringify(data), this.#expiresAt(data)],
+        [hash, user, data, expires],
       );
-    });
-  }
-
-  // No touch(): see SqliteSessionStore. extend() updates only a row that still exists.
-  async extend(sid: string, data: SessionData): Promise<void> {
-    await this.#query('UPDATE sessions SET data = $1, expires = $2 WHERE sid_hash = $3', [
-      JSON.stringify(data),
-      this.#expiresAt(data),
-      sessionIdHash(sid),
-    ]);
-  }
-
-  override destroy(sid: string, callback?: Callback): void {
-    this.#call(callback, async () => {
-      await this.#query('DELETE FROM sessions WHERE sid_hash = $1', [sessionIdHash(sid)]);
-    });
-  }
-
-  async destroyAllOf(user: string, keepSid?: string): Promise<number> {
-    const keep = keepSid === undefined ? '' : sessionIdHash(keepSid);
-    const { rows } = await this.#query<{ expires: string }>('DELETE FROM sessions WHERE "user" = $1 AND sid_hash <> $2 RETURNING expires', [user, keep]);
-    const now = Date.now();
-    return rows.filter((row) => Number(row.expires) > now).length; // expired ones were over already
-  }
-
-  close(): void {
-    clearInterval(this.#timer);
-  }
-
-  #call<T>(callback: Callback<T> | undefined, fn: () => Promise<T>): void {
-    fn().then(
-      (value) => callback?.(undefined, value),
-      (error: unknown) => callback?.(error),
-    );
-  }
+    },
+    async update(hash, data, expires) {
+      await query('UPDATE sessions SET data = $1, expires = $2 WHERE sid_hash = $3', [data, expires, hash]);
+    },
+    async remove(hash) {
+      await query('DELETE FROM sessions WHERE sid_hash = $1', [hash]);
+    },
+    async removeAllOf(user, keep) {
+      const { rows } = await query<{ expires: string }>('DELETE FROM sessions WHERE "user" = $1 AND sid_hash <> $2 RETURNING expires', [user, keep ?? '']);
+      return rows.map((row) => Number(row.expires));
+    },
+    async sweep(now) {
+      await query('DELETE FROM sessions WHERE expires <= $1', [now]);
+    },
+  };
 }
 
 export class PostgresStore implements ParleyStore {
-  readonly sessions: PostgresSessionStore;
+  readonly sessions: SqlSessionStore;
   readonly #pool: pg.Pool;
   readonly #log: AuditLog;
   #down = false;
@@ -177,7 +137,7 @@ export class PostgresStore implements ParleyStore {
   private constructor(pool: pg.Pool, log: AuditLog, sessionExpiresAt: SessionExpiry) {
     this.#pool = pool;
     this.#log = log;
-    this.sessions = new PostgresSessionStore(this.#query, sessionExpiresAt);
+    this.sessions = new SqlSessionStore(postgresSessionRows(this.#query), sessionExpiresAt);
   }
 
   /** Connects, applies migrations (waiting for the database for up to `waitMs`), and returns the store. */

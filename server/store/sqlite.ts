@@ -3,9 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import session, { type SessionData } from 'express-session';
 import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
-import { sessionIdHash } from './session-id.ts';
+import { SqlSessionStore, type SessionRows } from './sql-sessions.ts';
 import type { HistoryPage, ParleyStore, Room, User, SessionExpiry } from './store.ts';
 
 /** Versioned migrations, applied in order at start; PRAGMA user_version records the last one. */
@@ -62,103 +61,29 @@ function migrate(db: DatabaseSync): void {
   }
 }
 
-// Session ids are stored only as SHA-256 hashes (server/store/session-id.ts).
-const sidHash = sessionIdHash;
-
-type Callback<T = void> = (error?: unknown, value?: T) => void;
-
-class SqliteSessionStore extends session.Store {
-  readonly #get: StatementSync;
-  readonly #set: StatementSync;
-  readonly #destroy: StatementSync;
-  readonly #touch: StatementSync;
-  readonly #ofUser: StatementSync;
-  readonly #sweep: StatementSync;
-  readonly #expiresAt: SessionExpiry;
-  readonly #timer: NodeJS.Timeout;
-
-  constructor(db: DatabaseSync, expiresAt: SessionExpiry) {
-    super();
-    this.#expiresAt = expiresAt;
-    this.#get = db.prepare('SELECT data, expires FROM sessions WHERE sid_hash = ?');
-    this.#set = db.prepare(
-      `INSERT INTO sessions (sid_hash, user, data, expires) VALUES (?, ?, ?, ?)
-       ON CONFLICT (sid_hash) DO UPDATE SET user = excluded.user, data = excluded.data, expires = excluded.expires`,
-    );
-    this.#destroy = db.prepare('DELETE FROM sessions WHERE sid_hash = ?');
-    this.#touch = db.prepare('UPDATE sessions SET data = ?, expires = ? WHERE sid_hash = ?');
-    this.#ofUser = db.prepare('SELECT sid_hash FROM sessions WHERE user = ?');
-    this.#sweep = db.prepare('DELETE FROM sessions WHERE expires <= ?');
-    this.#timer = setInterval(() => {
-      try {
-        this.#sweep.run(Date.now());
-      } catch {
-        // SQLITE_BUSY or I/O: expired rows are refused on read anyway; the next sweep retries.
-      }
-    }, 60_000);
-    this.#timer.unref();
-  }
-
-  override get(sid: string, callback: Callback<SessionData | null>): void {
-    this.#call(callback, () => {
-      const row = this.#get.get(sidHash(sid)) as { data: string; expires: number } | undefined;
-      if (!row) return null;
-      if (row.expires <= Date.now()) {
-        this.#destroy.run(sidHash(sid));
-        return null;
-      }
-      return JSON.parse(row.data) as SessionData;
-    });
-  }
-
-  override set(sid: string, data: SessionData, callback?: Callback): void {
-    this.#call(callback, () => {
-      this.#set.run(sidHash(sid), data.user ?? null, JSON.stringify(data), this.#expiresAt(data));
-    });
-  }
-
-  // No touch(): express-session would call it with the session as read at the start of the
-  // request. Activity goes through extend(), which only updates a row that still exists.
-  async extend(sid: string, data: SessionData): Promise<void> {
-    this.#touch.run(JSON.stringify(data), this.#expiresAt(data), sidHash(sid));
-  }
-
-  override destroy(sid: string, callback?: Callback): void {
-    this.#call(callback, () => {
-      this.#destroy.run(sidHash(sid));
-    });
-  }
-
-  /** Ends every session of `user` but `keepSid`; returns how many ended. */
-  async destroyAllOf(user: string, keepSid?: string): Promise<number> {
-    const keep = keepSid === undefined ? undefined : sidHash(keepSid);
-    let ended = 0;
-    for (const { sid_hash } of this.#ofUser.all(user) as Array<{ sid_hash: string }>) {
-      if (sid_hash === keep) continue;
-      this.#destroy.run(sid_hash);
-      ended += 1;
-    }
-    return ended;
-  }
-
-  close(): void {
-    clearInterval(this.#timer);
-  }
-
-  #call<T>(callback: Callback<T> | undefined, fn: () => T): void {
-    let value: T;
-    try {
-      value = fn();
-    } catch (error) {
-      queueMicrotask(() => callback?.(error));
-      return;
-    }
-    queueMicrotask(() => callback?.(undefined, value));
-  }
+/** The sessions table in SQLite; what the rows mean is in sql-sessions.ts. */
+function sqliteSessionRows(db: DatabaseSync): SessionRows {
+  const read = db.prepare('SELECT data, expires FROM sessions WHERE sid_hash = ?');
+  const upsert = db.prepare(
+    `INSERT INTO sessions (sid_hash, user, data, expires) VALUES (?, ?, ?, ?)
+     ON CONFLICT (sid_hash) DO UPDATE SET user = excluded.user, data = excluded.data, expires = excluded.expires`,
+  );
+  const update = db.prepare('UPDATE sessions SET data = ?, expires = ? WHERE sid_hash = ?');
+  const remove = db.prepare('DELETE FROM sessions WHERE sid_hash = ?');
+  const removeAllOf = db.prepare('DELETE FROM sessions WHERE user = ? AND sid_hash <> ? RETURNING expires');
+  const sweep = db.prepare('DELETE FROM sessions WHERE expires <= ?');
+  return {
+    read: async (hash) => read.get(hash) as { data: string; expires: number } | undefined,
+    upsert: async (hash, user, data, expires) => void upsert.run(hash, user, data, expires),
+    update: async (hash, data, expires) => void update.run(data, expires, hash),
+    remove: async (hash) => void remove.run(hash),
+    removeAllOf: async (user, keep) => (removeAllOf.all(user, keep ?? '') as Array<{ expires: number }>).map((row) => row.expires),
+    sweep: async (now) => void sweep.run(now),
+  };
 }
 
 export class SqliteStore implements ParleyStore {
-  readonly sessions: SqliteSessionStore;
+  readonly sessions: SqlSessionStore;
   readonly #db: DatabaseSync;
   readonly #q: Record<string, StatementSync>;
 
@@ -192,7 +117,7 @@ export class SqliteStore implements ParleyStore {
       latest: db.prepare('SELECT id, user, html, ts FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?'),
       before: db.prepare('SELECT id, user, html, ts FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?'),
     };
-    this.sessions = new SqliteSessionStore(db, sessionExpiresAt);
+    this.sessions = new SqlSessionStore(sqliteSessionRows(db), sessionExpiresAt);
   }
 
   async createUser(name: string, passwordHash: string, now: number): Promise<boolean> {
