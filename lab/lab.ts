@@ -11,14 +11,11 @@
 //   https://evil.localhost:ATTACKER_PORT  attacker on a sibling host: a different site,
 //                                       so SameSite=Strict cookies are not sent
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { X509Certificate } from 'node:crypto';
-import selfsigned from 'selfsigned';
 import { loadConfig, type Control } from '../server/config.ts';
 import { startParley, type Parley } from '../server/parley.ts';
+import { localCertificate } from '../server/tls.ts';
 import { SESSION_COOKIE } from '../server/http/session.ts';
 import { createAuditLog } from '../server/security/audit-log.ts';
 import { createAttackerSite } from './attacker-site.ts';
@@ -69,45 +66,12 @@ export class LabEventBus extends EventEmitter<{ event: [LabEvent] }> {
   }
 }
 
-const HOSTS = ['localhost', 'evil.localhost'];
-
 /**
  * Parley keeps a self-signed localhost certificate in DATA_DIR and reuses what it finds
- * there. The lab writes one first that also names evil.localhost, so one certificate (one
+ * there. The lab asks for one that also names evil.localhost first, so one certificate (one
  * browser warning to click through, or one file to trust) serves both sites.
  */
-async function ensureLabCertificate(dataDir: string): Promise<{ cert: string; key: string }> {
-  const certFile = path.join(dataDir, 'localhost-cert.pem');
-  const keyFile = path.join(dataDir, 'localhost-key.pem');
-  if (fs.existsSync(certFile) && fs.existsSync(keyFile)) {
-    const cert = fs.readFileSync(certFile, 'utf8');
-    const x509 = new X509Certificate(cert);
-    if (HOSTS.every((host) => x509.checkHost(host)) && new Date(x509.validTo).getTime() > Date.now() + 24 * 3600 * 1000) {
-      return { cert, key: fs.readFileSync(keyFile, 'utf8') };
-    }
-  }
-  const now = new Date();
-  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notBeforeDate: now,
-    notAfterDate: new Date(now.getTime() + 90 * 24 * 3600 * 1000),
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: [...HOSTS.map((value) => ({ type: 2 as const, value })), { type: 7 as const, ip: '127.0.0.1' }, { type: 7 as const, ip: '::1' }],
-      },
-    ],
-  });
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(keyFile, pems.private, { mode: 0o600 });
-  fs.writeFileSync(certFile, pems.cert, { mode: 0o644 });
-  return { cert: pems.cert, key: pems.private };
-}
+const LAB_HOSTS = ['localhost', 'evil.localhost'];
 
 function header(value: string | string[] | undefined): string | null {
   return typeof value === 'string' ? value : null;
@@ -119,7 +83,7 @@ function hasSessionCookie(cookieHeader: string | undefined): boolean {
 
 export async function startLab(options: LabOptions): Promise<Lab> {
   const disabled = [...(options.disabled ?? [])];
-  const certificate = await ensureLabCertificate(options.dataDir);
+  const certificate = await localCertificate(options.dataDir, LAB_HOSTS);
   const parleyOrigin = `https://localhost:${options.parleyPort}`;
   const events = new LabEventBus();
 

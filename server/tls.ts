@@ -33,19 +33,29 @@ export async function loadCertificate(config: Config): Promise<Certificate> {
   if (config.tlsCertFile && config.tlsKeyFile) {
     return { cert: fs.readFileSync(config.tlsCertFile, 'utf8'), key: fs.readFileSync(config.tlsKeyFile, 'utf8') };
   }
-  const certFile = path.join(config.dataDir, 'localhost-cert.pem');
-  const keyFile = path.join(config.dataDir, 'localhost-key.pem');
+  return localCertificate(config.dataDir);
+}
+
+/**
+ * The self-signed certificate in `dataDir` if it names every host and has a month left;
+ * otherwise a new one (a year, for `hosts`, 127.0.0.1 and ::1), written there for next time.
+ * The attack lab asks for localhost and evil.localhost, and Parley then reuses that one.
+ */
+export async function localCertificate(dataDir: string, hosts: readonly string[] = ['localhost']): Promise<Certificate> {
+  const certFile = path.join(dataDir, 'localhost-cert.pem');
+  const keyFile = path.join(dataDir, 'localhost-key.pem');
   if (fs.existsSync(certFile) && fs.existsSync(keyFile)) {
     const cert = fs.readFileSync(certFile, 'utf8');
+    const x509 = new crypto.X509Certificate(cert);
     // Reuse it while it has a month left; past that, make a new one rather than serve an expired one.
-    if (Date.parse(new crypto.X509Certificate(cert).validTo) - Date.now() > RENEW_BEFORE_MS) {
+    if (hosts.every((host) => x509.checkHost(host)) && Date.parse(x509.validTo) - Date.now() > RENEW_BEFORE_MS) {
       return { cert, key: fs.readFileSync(keyFile, 'utf8') };
     }
   }
   const now = new Date();
   const notAfter = new Date(now.getTime() + 365 * 24 * 3600 * 1000);
   // ECDSA P-256: the cheapest handshake for a reconnect storm, accepted everywhere.
-  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
+  const pems = await selfsigned.generate([{ name: 'commonName', value: hosts[0] ?? 'localhost' }], {
     keyType: 'ec',
     curve: 'P-256',
     algorithm: 'sha256',
@@ -57,15 +67,11 @@ export async function loadCertificate(config: Config): Promise<Certificate> {
       { name: 'extKeyUsage', serverAuth: true },
       {
         name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-          { type: 7, ip: '::1' },
-        ],
+        altNames: [...hosts.map((value) => ({ type: 2 as const, value })), { type: 7 as const, ip: '127.0.0.1' }, { type: 7 as const, ip: '::1' }],
       },
     ],
   });
-  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   fs.writeFileSync(keyFile, pems.private, { mode: 0o600 });
   fs.writeFileSync(certFile, pems.cert, { mode: 0o644 });
   return { cert: pems.cert, key: pems.private };
