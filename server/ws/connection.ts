@@ -292,11 +292,20 @@ export class Connection {
     }
   }
 
-  #sessionEnded(): void {
+  /**
+   * ASVS 7.4.1/7.4.3: the session is over (expired, logged out, password changed), so is the
+   * socket: the client is told why, then closed with 1008 (it must sign in, not reconnect).
+   */
+  endSession(reason: 'session expired' | 'session ended'): void {
     if (!this.isOpen) return; // already closed for another reason (e.g. 1013: store unreachable)
-    this.#deps.log('session_expired', { user: this.user, ip: this.ip });
     this.sendError('session_expired', 'Your session has ended. Sign in again.');
-    this.close(CLOSE.policyViolation, 'session expired');
+    this.close(CLOSE.policyViolation, reason);
+  }
+
+  #sessionEnded(): void {
+    if (!this.isOpen) return;
+    this.#deps.log('session_expired', { user: this.user, ip: this.ip });
+    this.endSession('session expired');
   }
 
   /** Wake up at the session's deadline; re-read it then (other tabs may have kept it alive). */

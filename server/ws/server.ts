@@ -133,10 +133,7 @@ export function createWsSide(deps: WsDeps): WsSide {
   // With REDIS_URL, notices from every instance arrive here (server/store/revocations.ts).
   const unsubscribe = revocations.subscribe((revocation) => {
     const sockets = revocation.kind === 'session' ? registry.ofSessionHash(revocation.sidHash) : registry.ofUser(revocation.user);
-    for (const connection of [...sockets]) {
-      connection.sendError('session_expired', 'Your session has ended. Sign in again.');
-      connection.close(CLOSE.policyViolation, revocation.reason === 'expired' ? 'session expired' : 'session ended');
-    }
+    for (const connection of [...sockets]) connection.endSession(revocation.reason === 'expired' ? 'session expired' : 'session ended');
   });
 
   // Heartbeat: ping every interval; a peer that missed the previous ping is terminated.
