@@ -77,7 +77,6 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     },
     app,
   );
-  server.headersTimeout = config.timeouts.headersMs;
 
   const ws = createWsSide({
     config,

@@ -9,8 +9,8 @@ import type { LoginLimiter } from '../security/login-throttle.ts';
 import { dummyPasswordHash, hashPassword, passwordPolicyError, verifyPassword, type HashLimiter } from '../security/passwords.ts';
 import type { Revocations } from '../store/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
-import { sendError } from './errors.ts';
-import { SESSION_COOKIE, sessionUser } from './session.ts';
+import { sendBusy, sendError } from './errors.ts';
+import { SESSION_COOKIE, SESSION_COOKIE_OPTIONS, sessionUser } from './session.ts';
 
 export type AuthDeps = {
   config: Config;
@@ -56,11 +56,6 @@ function retryAfter(res: Response, ms: number): void {
   sendError(res, 429, 'too_many_attempts', 'Too many failed attempts. Wait a moment and try again.');
 }
 
-function busy(res: Response): void {
-  res.set('Retry-After', '1');
-  sendError(res, 503, 'server_busy', 'The server is busy. Try again in a moment.');
-}
-
 /** Through the store, not req.session: an expired session was already destroyed by now. */
 function regenerate(req: Request): Promise<void> {
   return new Promise((resolve, reject) => req.sessionStore.regenerate(req, (error: unknown) => (error ? reject(error) : resolve())));
@@ -88,7 +83,7 @@ export function authRoutes(deps: AuthDeps): Router {
     const policy = passwordPolicyError(body.password, username);
     if (policy) return sendError(res, 400, 'weak_password', policy);
     const hash = await hashing.register.run(() => hashPassword(body.password));
-    if (hash === undefined) return busy(res);
+    if (hash === undefined) return sendBusy(res);
     // Registration has to say when a name is taken; login never says whether one exists.
     if (!(await store.createUser(username, hash, Date.now()))) {
       log('register_refused', { user: username, reason: 'taken', ip: addressOf(req) });
@@ -111,7 +106,7 @@ export function authRoutes(deps: AuthDeps): Router {
     const user = NAME_PATTERN.test(username) ? await store.findUser(username) : undefined;
     // Always run one hash verification, so timing does not tell whether the user exists.
     const ok = await hashing.login.run(async () => verifyPassword(body.password, user?.passwordHash ?? (await dummyPasswordHash())));
-    if (ok === undefined) return busy(res);
+    if (ok === undefined) return sendBusy(res);
     if (!ok || !user) {
       await throttle.failed(username, limitKey(ip));
       log('login_failed', { user: loggable(username), ip });
@@ -141,7 +136,7 @@ export function authRoutes(deps: AuthDeps): Router {
       revocations.publish({ kind: 'session', sid, reason: 'logout' });
       log('logout', { user, ip: addressOf(req) });
     }
-    res.clearCookie(SESSION_COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'strict' });
+    res.clearCookie(SESSION_COOKIE, SESSION_COOKIE_OPTIONS);
     res.set('Clear-Site-Data', '"cookies", "storage"');
     res.status(204).end();
   });
@@ -163,7 +158,7 @@ export function authRoutes(deps: AuthDeps): Router {
     const stored = await store.findUser(user);
     if (!stored) return sendError(res, 401, 'unauthenticated', 'Not signed in.');
     const ok = await hashing.login.run(() => verifyPassword(body.currentPassword, stored.passwordHash));
-    if (ok === undefined) return busy(res);
+    if (ok === undefined) return sendBusy(res);
     if (!ok) {
       await throttle.failed(user, limitKey(ip));
       log('password_change_failed', { user, ip });
@@ -172,7 +167,7 @@ export function authRoutes(deps: AuthDeps): Router {
     const policy = passwordPolicyError(body.newPassword, user);
     if (policy) return sendError(res, 400, 'weak_password', policy);
     const hash = await hashing.login.run(() => hashPassword(body.newPassword));
-    if (hash === undefined) return busy(res);
+    if (hash === undefined) return sendBusy(res);
     // ASVS 7.4.3: a password change ends the user's other sessions and every live socket —
     // first, so a failure below cannot leave a changed password with the old sessions alive.
     await store.sessions.destroyAllOf(user, req.sessionID);

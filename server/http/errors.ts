@@ -8,6 +8,12 @@ export function sendError(res: Response, status: number, error: string, message:
   res.status(status).json({ error, message });
 }
 
+/** 503 server_busy + Retry-After: a backend outage or a full queue; the client retries. */
+export function sendBusy(res: Response): void {
+  res.set('Retry-After', '1');
+  sendError(res, 503, 'server_busy', 'The server is busy. Try again in a moment.');
+}
+
 export const apiNotFound: RequestHandler = (_req, res) => {
   sendError(res, 404, 'not_found', 'No such API route.');
 };
@@ -22,8 +28,7 @@ export function apiErrorHandler(log: AuditLog): ErrorRequestHandler {
     if (error instanceof StoreUnavailableError) {
       // A backend outage: say "try again", log which backend, keep running.
       log('server_error', { path: req.path, reason: 'store_unavailable', detail: error.message });
-      res.set('Retry-After', '1');
-      return sendError(res, 503, 'server_busy', 'The server is busy. Try again in a moment.');
+      return sendBusy(res);
     }
     const status = (error as { status?: number }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {

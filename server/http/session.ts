@@ -24,6 +24,11 @@ declare module 'express-session' {
  * scripts; SameSite=Strict keeps it off cross-site requests, including WebSocket handshakes.
  */
 export const SESSION_COOKIE = '__Host-parley.sid';
+/**
+ * ASVS 3.3.1–3.3.4: Secure, HttpOnly, SameSite=Strict, Path=/ (what the __Host- prefix
+ * requires). Logout clears the cookie with the same attributes, or the browser keeps it.
+ */
+export const SESSION_COOKIE_OPTIONS = { secure: true, httpOnly: true, sameSite: 'strict', path: '/' } as const;
 
 /** ASVS 7.3.1/7.3.2: the session ends at whichever comes first, idle or absolute timeout. */
 export function sessionExpiresAt(data: Pick<SessionData, 'createdAt' | 'lastSeenAt'>, config: Config['session']): number {
@@ -61,7 +66,7 @@ export function createSessionParser(config: Config, store: ParleyStore, secret: 
     proxy: config.trustProxy !== false,
     // No maxAge: a browser-session cookie. Lifetime is enforced on the server (below), not
     // by trusting the browser to drop an expired cookie.
-    cookie: { secure: true, httpOnly: true, sameSite: 'strict', path: '/' },
+    cookie: { ...SESSION_COOKIE_OPTIONS },
   });
 }
 
