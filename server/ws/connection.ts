@@ -119,10 +119,7 @@ export class Connection {
       deps.log('ws_bad_frame', { user: this.user, ip: this.ip, reason: error.code ?? 'error' });
     });
     ws.on('close', (code) => {
-      this.#closed = true;
-      this.#discard();
-      clearTimeout(this.#timer);
-      clearTimeout(this.#drainCheck);
+      this.#stop();
       deps.log('ws_close', { user: this.user, ip: this.ip, code });
       deps.onClose(this);
     });
@@ -224,11 +221,6 @@ export class Connection {
     this.#drainCheck = undefined;
   }
 
-  #discard(): void {
-    this.#out.length = 0;
-    this.#outBytes = 0;
-  }
-
   #drop(buffered: number): void {
     this.#deps.log('ws_dropped_slow_consumer', { user: this.user, ip: this.ip, count: buffered });
     this.terminate();
@@ -242,17 +234,23 @@ export class Connection {
   close(code: number, reason: string): void {
     if (this.#closed) return;
     this.flush();
-    this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#stop();
     this.#ws.close(code, reason);
   }
 
   terminate(): void {
+    this.#stop();
+    this.#ws.terminate();
+  }
+
+  /** No more frames from us and no more timers: the queue is dropped, the session timer and grace check end. */
+  #stop(): void {
     this.#closed = true;
-    this.#discard();
+    this.#out.length = 0;
+    this.#outBytes = 0;
     clearTimeout(this.#timer);
     clearTimeout(this.#drainCheck);
-    this.#ws.terminate();
+    this.#drainCheck = undefined;
   }
 
   /** Heartbeat tick: a peer that did not answer the last ping is gone (NAT drop, sleep, crash). */
