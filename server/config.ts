@@ -50,6 +50,14 @@ export type Config = {
     maxBufferedBytes: number;
   };
   timeouts: { tlsHandshakeMs: number; headersMs: number; requestMs: number; keepAliveMs: number };
+  http: {
+    /** Largest JSON request body (413 beyond). */
+    maxBodyBytes: number;
+    /** Largest request head (431 beyond); also bounds a WebSocket handshake's headers. */
+    maxHeaderBytes: number;
+  };
+  /** A refusal a socket repeats is logged once, then once more with a count at the end of this window. */
+  logRepeatWindowMs: number;
   /** Controls switched off for a lab exercise or a test. Empty in any real deployment. */
   disabled: ReadonlySet<Control>;
 };
@@ -200,6 +208,11 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       requestMs: seconds(env, 'REQUEST_TIMEOUT_SECONDS', 30, 0.1, 300),
       keepAliveMs: seconds(env, 'KEEP_ALIVE_TIMEOUT_SECONDS', 5, 0.1, 120),
     },
+    http: {
+      maxBodyBytes: int(env, 'HTTP_MAX_BODY_BYTES', 16 * 1024, 1024, 1024 * 1024),
+      maxHeaderBytes: int(env, 'HTTP_MAX_HEADER_BYTES', 16 * 1024, 4 * 1024, 64 * 1024),
+    },
+    logRepeatWindowMs: seconds(env, 'LOG_REPEAT_WINDOW_SECONDS', 10, 0.1, 3600),
     disabled: unsafeDisabled(env, host),
   };
 }

@@ -73,7 +73,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
       requestTimeout: config.timeouts.requestMs,
       keepAliveTimeout: config.timeouts.keepAliveMs,
       connectionsCheckingInterval: Math.min(1000, config.timeouts.headersMs),
-      maxHeaderSize: 16 * 1024,
+      maxHeaderSize: config.http.maxHeaderBytes,
     },
     app,
   );

@@ -56,7 +56,7 @@ function rawSocket(server: TestServer, cookie: string, options: ClientOptions): 
     ca: server.ca,
     servername: 'localhost',
     origin: server.origin,
-    headers: { cookie },
+    headers: { cookie, host: new URL(server.origin).host },
     ...options,
   };
   const ws = new WebSocket(`wss://127.0.0.1:${server.port}/ws`, all);

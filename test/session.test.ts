@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import cookieSignature from 'cookie-signature';
-import { PASSWORD, connect, login, register, request, sessionCookie, signUp, sleep, startServer, type Reply, type TestServer } from './helpers/server.ts';
+import { PASSWORD, connect, joined, login, register, request, sessionCookie, signUp, sleep, startServer, type Reply, type TestServer } from './helpers/server.ts';
 
 const COOKIE_NAME = '__Host-parley.sid';
 
@@ -142,7 +142,7 @@ describe('logout', () => {
     assert.equal(await me(server, cookie), 200);
     const reply = await request(server, 'POST', '/api/logout', { cookie, body: {} });
     assert.equal(reply.status, 204);
-    assert.match(String(reply.headers['clear-site-data'] ?? ''), /"cookies"/);
+    assert.doesNotMatch(String(reply.headers['clear-site-data'] ?? ''), /"cookies"/, 'cookies are cleared by name, not for the whole site');
     const clearing = setCookies(reply).map(parseSetCookie).find((c) => c.name === COOKIE_NAME);
     assert.ok(clearing, `a Set-Cookie for ${COOKIE_NAME}: ${JSON.stringify(setCookies(reply))}`);
     assert.equal(clearing.value, '');
@@ -175,19 +175,36 @@ describe('idle timeout (SESSION_IDLE_SECONDS=1)', () => {
 
   test('activity every 0.4 s keeps the session alive for 2 s; then 1.3 s idle ends it (401)', async () => {
     const cookie = await signUp(server, 'idleerin');
+    // Chat activity: frames on the socket (a state-changing HTTP request would count too).
+    const socket = await joined(server, cookie);
     const start = Date.now();
     let checks = 0;
     while (Date.now() - start < 2000) {
       await sleep(400);
+      socket.send({ type: 'join', room: 'lobby' });
+      await socket.next('history');
       assert.equal(await me(server, cookie), 200, `alive at ${Date.now() - start} ms`);
       checks += 1;
     }
+    socket.ws.close();
     assert.ok(checks >= 4);
     assert.ok(Date.now() - start > 1000, 'the session outlived one idle period only thanks to activity');
     await sleep(1300);
     assert.equal(await me(server, cookie), 401);
     // And it stays dead: the expired request destroyed it, it did not restart the clock.
     assert.equal(await me(server, cookie), 401);
+  });
+
+  test('GET /api/me is a probe, not activity: polling it every 0.3 s does not keep the session alive', async () => {
+    const cookie = await signUp(server, 'idleprobe');
+    const start = Date.now();
+    let last = 200;
+    while (Date.now() - start < 2500 && last === 200) {
+      await sleep(300);
+      last = await me(server, cookie);
+    }
+    assert.equal(last, 401, 'the idle timeout (1 s) ended the session although the tab kept asking');
+    assert.ok(Date.now() - start < 2000, `ended within about one idle period (${Date.now() - start} ms)`);
   });
 });
 
@@ -280,7 +297,11 @@ describe('password change', () => {
     });
     assert.equal(reply.status, 204, reply.text);
     assert.equal(await me(server, other), 401, 'the other session must end');
-    assert.equal(await me(server, current), 200, 'the session that changed the password stays');
+    // The browser that changed it stays signed in, under a fresh session id (the old one is gone).
+    const renewed = sessionCookie(reply);
+    assert.notEqual(renewed, current);
+    assert.equal(await me(server, renewed), 200, 'the session that changed the password stays');
+    assert.equal(await me(server, current), 401, 'under a new id: the old one is no longer a session');
     assert.equal(await me(server, bystander), 200, "another user's session is untouched");
   });
 

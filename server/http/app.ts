@@ -6,6 +6,7 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { AddressOf } from '../security/client-address.ts';
+import { hostHeaderCount } from '../security/host.ts';
 import type { LoginLimiter } from '../security/login-throttle.ts';
 import type { OriginVerdict } from '../security/origin.ts';
 import type { HashLimiter } from '../security/passwords.ts';
@@ -13,7 +14,8 @@ import type { Revocations } from '../store/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
 import { authRoutes } from './auth-routes.ts';
 import { csrfGuard } from './csrf.ts';
-import { apiErrorHandler, apiNotFound } from './errors.ts';
+import { apiErrorHandler, apiNotFound, sendError } from './errors.ts';
+import { jsonBody } from './json-body.ts';
 import { noStore, securityHeaders } from './headers.ts';
 import { enforceSessionLifetime, type SessionParser } from './session.ts';
 
@@ -39,11 +41,13 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.use(securityHeaders(config));
+  // RFC 9112 §3.2: a request with two Host headers is invalid (Node would keep the first).
+  app.use((req, res, next) => (hostHeaderCount(req) === 1 ? next() : sendError(res, 400, 'bad_request', 'Send exactly one Host header.')));
 
   const api = express.Router();
   api.use(noStore);
   if (!config.disabled.has('csrf')) api.use(csrfGuard(deps.checkOrigin, log, deps.addressOf));
-  api.use(express.json({ limit: '16kb', strict: true }));
+  api.use(jsonBody(config.http.maxBodyBytes));
   api.use(deps.sessionParser);
   api.use(
     enforceSessionLifetime(config.session, deps.store.sessions, (sid, user) => {

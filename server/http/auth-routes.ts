@@ -122,6 +122,8 @@ export function authRoutes(deps: AuthDeps): Router {
     req.session.user = user.name;
     req.session.createdAt = now;
     req.session.lastSeenAt = now;
+    // ASVS 7.4.3: bound to the password it was verified against (read with the hash above).
+    req.session.credentialVersion = user.credentialVersion;
     await save(req);
     log('login', { user: user.name, ip });
     res.status(200).json({ username: user.name });
@@ -136,15 +138,11 @@ export function authRoutes(deps: AuthDeps): Router {
       revocations.publish({ kind: 'session', sid, reason: 'logout' });
       log('logout', { user, ip: addressOf(req) });
     }
+    // The cookie is cleared by name. Not Clear-Site-Data "cookies": it applies to the whole
+    // registrable domain and would sign the user out of every sibling app on it.
     res.clearCookie(SESSION_COOKIE, SESSION_COOKIE_OPTIONS);
-    res.set('Clear-Site-Data', '"cookies", "storage"');
+    res.set('Clear-Site-Data', '"cache", "storage"');
     res.status(204).end();
-  });
-
-  router.get('/me', (req, res) => {
-    const user = sessionUser(req, config.session);
-    if (!user) return sendError(res, 401, 'unauthenticated', 'Not signed in.');
-    res.json({ username: user });
   });
 
   router.post('/password', async (req, res) => {
@@ -168,13 +166,31 @@ export function authRoutes(deps: AuthDeps): Router {
     if (policy) return sendError(res, 400, 'weak_password', policy);
     const hash = await hashing.login.run(() => hashPassword(body.newPassword));
     if (hash === undefined) return sendBusy(res);
-    // ASVS 7.4.3: a password change ends the user's other sessions and every live socket —
-    // first, so a failure below cannot leave a changed password with the old sessions alive.
+    // ASVS 7.4.3: the new hash and a new credential version in one statement. From here on
+    // every session created under the old version reads as ended — the other tabs and
+    // devices, and a login that verified the old password a moment ago and saves its session
+    // only now. (If anything below fails, this browser is signed out too: fail closed.)
+    const credentialVersion = await store.setPasswordHash(user, hash);
+    // This browser stays signed in, under a fresh session id bound to the new version.
+    const { createdAt } = req.session;
+    await regenerate(req);
+    req.session.user = user;
+    req.session.createdAt = createdAt ?? Date.now(); // the absolute timeout still counts from login
+    req.session.lastSeenAt = Date.now();
+    req.session.credentialVersion = credentialVersion;
+    await save(req);
+    // The other sessions' rows go, and every live socket of the user closes.
     await store.sessions.destroyAllOf(user, req.sessionID);
     revocations.publish({ kind: 'user', user, reason: 'password_changed' });
-    await store.setPasswordHash(user, hash);
     log('password_changed', { user, ip });
     res.status(204).end();
+  });
+
+  // A session probe: answered from the session as read, nothing written (see session.ts).
+  router.get('/me', (req, res) => {
+    const user = sessionUser(req, config.session);
+    if (!user) return sendError(res, 401, 'unauthenticated', 'Not signed in.');
+    res.json({ username: user });
   });
 
   return router;

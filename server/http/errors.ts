@@ -24,6 +24,10 @@ export function apiErrorHandler(log: AuditLog): ErrorRequestHandler {
     if (res.headersSent) return;
     const type = (error as { type?: string }).type;
     if (type === 'entity.parse.failed') return sendError(res, 400, 'bad_json', 'The request body is not valid JSON.');
+    if (type === 'entity.duplicate.key') return sendError(res, 400, 'bad_json', 'The request body names the same key twice.');
+    if (type === 'charset.unsupported' || type === 'encoding.unsupported') {
+      return sendError(res, 415, 'unsupported_media_type', 'Send the request body as UTF-8 JSON.');
+    }
     if (type === 'entity.too.large') return sendError(res, 413, 'payload_too_large', 'The request body is too large.');
     if (error instanceof StoreUnavailableError) {
       // A backend outage: say "try again", log which backend, keep running.

@@ -10,14 +10,6 @@ import session, { type Session, type SessionData } from 'express-session';
 import type { Config } from '../config.ts';
 import type { ParleyStore } from '../store/store.ts';
 
-declare module 'express-session' {
-  interface SessionData {
-    user: string;
-    createdAt: number;
-    lastSeenAt: number;
-  }
-}
-
 /**
  * ASVS 3.3.1–3.3.4: the `__Host-` prefix makes the browser insist on Secure, Path=/ and no
  * Domain, so a sibling subdomain cannot plant or overwrite it; HttpOnly keeps it from
@@ -81,8 +73,12 @@ export function sessionUser(req: SessionRequest, config: Config['session'], now 
 
 /**
  * Enforces the timeouts on every API request: an expired session is destroyed (and its
- * sockets closed through the revocation bus by the caller's onExpired); a live one is
- * marked as seen (store.extend), which moves its idle deadline.
+ * sockets closed through the revocation bus by the caller's onExpired). A state-changing
+ * request marks a live session as seen (store.extend), which moves its idle deadline; a
+ * read (GET /api/me, the session probe) writes nothing, so a tab that polls it — one refused
+ * by the connection cap, say — cannot keep a session alive forever (ASVS 7.3.1), and a
+ * flood of probes costs one read each. Chat activity arrives over the WebSocket, which
+ * records it itself (ws/connection.ts).
  */
 export function enforceSessionLifetime(
   config: Config['session'],
@@ -102,6 +98,7 @@ export function enforceSessionLifetime(
       });
       return;
     }
+    if (req.method === 'GET' || req.method === 'HEAD') return next();
     // Not `s.lastSeenAt = now`: that would make express-session save (upsert) the session as
     // read at the start of this request, and a logout racing this request would be undone.
     store.extend(req.sessionID, { ...(s as SessionData), lastSeenAt: now }).then(() => next(), next);

@@ -16,7 +16,7 @@ import { PostgresStore } from './postgres.ts';
 import { RedisBus, redisClient, RedisLoginThrottle, RedisSessionStore, type RedisClient } from './redis.ts';
 import { Revocations } from './revocations.ts';
 import { SqliteStore } from './sqlite.ts';
-import { StoreUnavailableError, type HistoryPage, type ParleyStore, type Room, type User, type SessionExpiry } from './store.ts';
+import { StoreUnavailableError, type HistoryPage, type NewMessage, type ParleyStore, type Posted, type Room, type User, type SessionExpiry } from './store.ts';
 
 export type Backend = {
   store: ParleyStore;
@@ -49,7 +49,7 @@ export async function openBackend(config: Config, log: AuditLog, sessionExpiresA
     await Promise.race([Promise.all([main.connect(), sub.connect()]), timeout]).finally(() => clearTimeout(timer));
     const bus = new RedisBus(main, sub, log);
     await bus.start();
-    const sessions = new RedisSessionStore(main, sessionExpiresAt, config.session.absoluteMs);
+    const sessions = new RedisSessionStore(main, sessionExpiresAt, config.session.absoluteMs, async (user) => (await data.findUser(user))?.credentialVersion);
     return {
       store: new SharedStore(data, sessions, bus, [main, sub]),
       revocations: new Revocations(bus.revocations),
@@ -93,7 +93,7 @@ class SharedStore implements ParleyStore {
   findUser(name: string): Promise<User | undefined> {
     return this.#data.findUser(name);
   }
-  setPasswordHash(name: string, passwordHash: string): Promise<void> {
+  setPasswordHash(name: string, passwordHash: string): Promise<number> {
     return this.#data.setPasswordHash(name, passwordHash);
   }
   createRoom(name: string, owner: string, now: number): Promise<boolean> {
@@ -114,9 +114,9 @@ class SharedStore implements ParleyStore {
   removeMember(room: string, user: string): Promise<void> {
     return this.#data.removeMember(room, user);
   }
-  async addMessage(room: string, user: string, html: string, ts: number): Promise<number> {
+  async addMessage(message: NewMessage): Promise<Posted> {
     if (!this.#bus.up) throw new StoreUnavailableError('redis');
-    return this.#data.addMessage(room, user, html, ts);
+    return this.#data.addMessage(message);
   }
   history(room: string, limit: number, before?: number): Promise<HistoryPage> {
     return this.#data.history(room, limit, before);

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import { SqlSessionStore, type SessionRows } from './sql-sessions.ts';
-import { StoreUnavailableError, type HistoryPage, type ParleyStore, type Room, type User, type SessionExpiry } from './store.ts';
+import { StoreUnavailableError, type HistoryPage, type NewMessage, type ParleyStore, type Posted, type Room, type User, type SessionExpiry } from './store.ts';
 
 /**
  * Versioned migrations, applied in order at start and recorded in schema_migrations.
@@ -48,6 +48,11 @@ const MIGRATIONS: string[] = [
    CREATE INDEX sessions_user ON sessions("user");
    CREATE INDEX sessions_expires ON sessions(expires);
    INSERT INTO rooms (name, owner, private, created_at) VALUES ('${LOBBY}', NULL, false, 0);`,
+  // Sessions are bound to a credential version (a password change moves it on), and a
+  // message remembers its sender's clientId so a retried send is stored once.
+  `ALTER TABLE users ADD COLUMN credential_version INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE messages ADD COLUMN client_id TEXT;
+   CREATE UNIQUE INDEX messages_client_id ON messages("user", room, client_id) WHERE client_id IS NOT NULL;`,
 ];
 
 /** pg_advisory_xact_lock key: "parley" in ASCII. Two instances starting together take turns. */
@@ -137,7 +142,7 @@ export class PostgresStore implements ParleyStore {
   private constructor(pool: pg.Pool, log: AuditLog, sessionExpiresAt: SessionExpiry) {
     this.#pool = pool;
     this.#log = log;
-    this.sessions = new SqlSessionStore(postgresSessionRows(this.#query), sessionExpiresAt);
+    this.sessions = new SqlSessionStore(postgresSessionRows(this.#query), sessionExpiresAt, async (user) => (await this.findUser(user))?.credentialVersion);
   }
 
   /** Connects, applies migrations (waiting for the database for up to `waitMs`), and returns the store. */
@@ -207,13 +212,21 @@ export class PostgresStore implements ParleyStore {
   }
 
   async findUser(name: string): Promise<User | undefined> {
-    const { rows } = await this.#query<{ name: string; password_hash: string }>('SELECT name, password_hash FROM users WHERE name = $1', [name]);
+    const { rows } = await this.#query<{ name: string; password_hash: string; credential_version: number }>(
+      'SELECT name, password_hash, credential_version FROM users WHERE name = $1',
+      [name],
+    );
     const row = rows[0];
-    return row && { name: row.name, passwordHash: row.password_hash };
+    return row && { name: row.name, passwordHash: row.password_hash, credentialVersion: row.credential_version };
   }
 
-  async setPasswordHash(name: string, passwordHash: string): Promise<void> {
-    await this.#query('UPDATE users SET password_hash = $1 WHERE name = $2', [passwordHash, name]);
+  async setPasswordHash(name: string, passwordHash: string): Promise<number> {
+    const { rows } = await this.#query<{ credential_version: number }>(
+      'UPDATE users SET password_hash = $1, credential_version = credential_version + 1 WHERE name = $2 RETURNING credential_version',
+      [passwordHash, name],
+    );
+    if (!rows[0]) throw new Error('setPasswordHash: no such user');
+    return rows[0].credential_version;
   }
 
   async createRoom(name: string, owner: string, now: number): Promise<boolean> {
@@ -263,15 +276,21 @@ export class PostgresStore implements ParleyStore {
     await this.#query('DELETE FROM members WHERE room = $1 AND "user" = $2', [room, user]);
   }
 
-  async addMessage(room: string, user: string, html: string, ts: number): Promise<number> {
-    // Autocommit: when this resolves, the row is committed (and the caller may ack).
-    const { rows } = await this.#query<{ id: string }>('INSERT INTO messages (room, "user", html, ts) VALUES ($1, $2, $3, $4) RETURNING id', [
-      room,
-      user,
-      html,
-      ts,
-    ]);
-    return Number(rows[0]!.id);
+  async addMessage({ room, user, html, ts, clientId }: NewMessage): Promise<Posted> {
+    // One statement, so one snapshot: the sender may post at the moment of the insert (a
+    // removal committed before it wins). Autocommit: when this resolves, the row is committed
+    // (and the caller may ack). A retried clientId conflicts and inserts nothing.
+    const { rows } = await this.#query<{ id: string }>(
+      `INSERT INTO messages (room, "user", html, ts, client_id)
+       SELECT r.name, $2::text, $3::text, $4::bigint, $5::text FROM rooms r
+       WHERE r.name = $1::text AND (NOT r.private OR EXISTS (SELECT 1 FROM members m WHERE m.room = r.name AND m."user" = $2::text))
+       ON CONFLICT DO NOTHING RETURNING id`,
+      [room, user, html, ts, clientId ?? null],
+    );
+    if (rows[0]) return { ok: true, id: Number(rows[0].id), duplicate: false };
+    if (clientId === undefined) return { ok: false };
+    const earlier = await this.#query<{ id: string }>('SELECT id FROM messages WHERE "user" = $1 AND room = $2 AND client_id = $3', [user, room, clientId]);
+    return earlier.rows[0] ? { ok: true, id: Number(earlier.rows[0].id), duplicate: true } : { ok: false };
   }
 
   async history(room: string, limit: number, before?: number): Promise<HistoryPage> {

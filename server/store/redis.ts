@@ -14,7 +14,7 @@ import type { LoginLimiter } from '../security/login-throttle.ts';
 import type { RoomBus } from '../ws/cluster-fanout.ts';
 import type { RevocationNotice, RevocationTransport } from './revocations.ts';
 import { sessionIdHash } from './session-id.ts';
-import { StoreUnavailableError, type SessionExpiry } from './store.ts';
+import { credentialsCurrent, StoreUnavailableError, type CredentialVersionOf, type SessionExpiry } from './store.ts';
 
 export type RedisClient = ReturnType<typeof redisClient>;
 type Callback<T = unknown> = (error?: unknown, value?: T) => void;
@@ -66,8 +66,9 @@ export class RedisSessionStore extends RedisStore {
   readonly #redis: RedisClient;
   readonly #expiresAt: SessionExpiry;
   readonly #absoluteMs: number;
+  readonly #versionOf: CredentialVersionOf;
 
-  constructor(client: RedisClient, expiresAt: SessionExpiry, absoluteMs: number) {
+  constructor(client: RedisClient, expiresAt: SessionExpiry, absoluteMs: number, versionOf: CredentialVersionOf) {
     super({
       client,
       prefix: SESSION_PREFIX,
@@ -76,12 +77,15 @@ export class RedisSessionStore extends RedisStore {
     this.#redis = client;
     this.#expiresAt = expiresAt;
     this.#absoluteMs = absoluteMs;
+    this.#versionOf = versionOf;
   }
 
   override async get(sid: string, callback?: (error: unknown, data?: SessionData | null) => void): Promise<void> {
     try {
       const data = (await super.get(sessionIdHash(sid))) as SessionData | null;
-      callback?.(null, data && this.#expiresAt(data) > Date.now() ? data : null);
+      // ASVS 7.3.1/7.3.2 deadline and 7.4.3 credential version, on every read.
+      const live = data && this.#expiresAt(data) > Date.now() && (await credentialsCurrent(data, this.#versionOf));
+      callback?.(null, live ? data : null);
     } catch (error) {
       callback?.(unavailable(error));
     }

@@ -2,11 +2,13 @@
 // session row means is the same in both, only the SQL differs (each engine supplies SessionRows).
 // - ASVS 7.2.x: the id is stored only as its SHA-256 (session-id.ts), never as sent.
 // - ASVS 7.3.1/7.3.2: the deadline is checked on every read; expired rows are swept.
+// - ASVS 7.4.3: a session created under an older credential version (before a password
+//   change) reads as no session.
 // - Activity is recorded update-only (extend), so a request that read a session before a
 //   logout or password change ended it cannot write it back to life.
 import session, { type SessionData } from 'express-session';
 import { sessionIdHash } from './session-id.ts';
-import type { SessionExpiry } from './store.ts';
+import { credentialsCurrent, type CredentialVersionOf, type SessionExpiry } from './store.ts';
 
 /** One engine's SQL for the sessions table, keyed by the hash of the session id. */
 export type SessionRows = {
@@ -28,12 +30,14 @@ const SWEEP_EVERY_MS = 60_000;
 export class SqlSessionStore extends session.Store {
   readonly #rows: SessionRows;
   readonly #expiresAt: SessionExpiry;
+  readonly #versionOf: CredentialVersionOf;
   readonly #timer: NodeJS.Timeout;
 
-  constructor(rows: SessionRows, expiresAt: SessionExpiry) {
+  constructor(rows: SessionRows, expiresAt: SessionExpiry, versionOf: CredentialVersionOf) {
     super();
     this.#rows = rows;
     this.#expiresAt = expiresAt;
+    this.#versionOf = versionOf;
     // A failed sweep (busy database, outage) changes nothing: expired rows are refused on read.
     this.#timer = setInterval(() => void rows.sweep(Date.now()).catch(() => {}), SWEEP_EVERY_MS);
     this.#timer.unref();
@@ -48,7 +52,8 @@ export class SqlSessionStore extends session.Store {
         await this.#rows.remove(hash);
         return null;
       }
-      return JSON.parse(row.data) as SessionData;
+      const data = JSON.parse(row.data) as SessionData;
+      return (await credentialsCurrent(data, this.#versionOf)) ? data : null;
     });
   }
 

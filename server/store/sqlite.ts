@@ -5,7 +5,7 @@ import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
 import { SqlSessionStore, type SessionRows } from './sql-sessions.ts';
-import type { HistoryPage, ParleyStore, Room, User, SessionExpiry } from './store.ts';
+import type { HistoryPage, NewMessage, ParleyStore, Posted, Room, User, SessionExpiry } from './store.ts';
 
 /** Versioned migrations, applied in order at start; PRAGMA user_version records the last one. */
 const MIGRATIONS: string[] = [
@@ -44,6 +44,11 @@ const MIGRATIONS: string[] = [
    CREATE INDEX sessions_user ON sessions(user);
    CREATE INDEX sessions_expires ON sessions(expires);
    INSERT INTO rooms (name, owner, private, created_at) VALUES ('${LOBBY}', NULL, 0, 0);`,
+  // Sessions are bound to a credential version (a password change moves it on), and a
+  // message remembers its sender's clientId so a retried send is stored once.
+  `ALTER TABLE users ADD COLUMN credential_version INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE messages ADD COLUMN client_id TEXT;
+   CREATE UNIQUE INDEX messages_client_id ON messages(user, room, client_id) WHERE client_id IS NOT NULL;`,
 ];
 
 function migrate(db: DatabaseSync): void {
@@ -100,8 +105,8 @@ export class SqliteStore implements ParleyStore {
     const db = this.#db;
     this.#q = {
       createUser: db.prepare('INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
-      findUser: db.prepare('SELECT name, password_hash FROM users WHERE name = ?'),
-      setPassword: db.prepare('UPDATE users SET password_hash = ? WHERE name = ?'),
+      findUser: db.prepare('SELECT name, password_hash, credential_version FROM users WHERE name = ?'),
+      setPassword: db.prepare('UPDATE users SET password_hash = ?, credential_version = credential_version + 1 WHERE name = ? RETURNING credential_version'),
       createRoom: db.prepare('INSERT INTO rooms (name, owner, private, created_at) VALUES (?, ?, 1, ?) ON CONFLICT DO NOTHING'),
       findRoom: db.prepare('SELECT name, owner, private FROM rooms WHERE name = ?'),
       roomsFor: db.prepare(
@@ -113,11 +118,18 @@ export class SqliteStore implements ParleyStore {
       isMember: db.prepare('SELECT 1 AS yes FROM members WHERE room = ? AND user = ?'),
       addMember: db.prepare('INSERT INTO members (room, user, added_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
       removeMember: db.prepare('DELETE FROM members WHERE room = ? AND user = ?'),
-      addMessage: db.prepare('INSERT INTO messages (room, user, html, ts) VALUES (?, ?, ?, ?)'),
+      // Authorization and insert in one statement: the sender may post at the moment of the insert.
+      addMessage: db.prepare(
+        `INSERT INTO messages (room, user, html, ts, client_id)
+         SELECT r.name, ?2, ?3, ?4, ?5 FROM rooms r
+         WHERE r.name = ?1 AND (r.private = 0 OR EXISTS (SELECT 1 FROM members m WHERE m.room = r.name AND m.user = ?2))
+         ON CONFLICT DO NOTHING RETURNING id`,
+      ),
+      byClientId: db.prepare('SELECT id FROM messages WHERE user = ? AND room = ? AND client_id = ?'),
       latest: db.prepare('SELECT id, user, html, ts FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?'),
       before: db.prepare('SELECT id, user, html, ts FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?'),
     };
-    this.sessions = new SqlSessionStore(sqliteSessionRows(db), sessionExpiresAt);
+    this.sessions = new SqlSessionStore(sqliteSessionRows(db), sessionExpiresAt, async (user) => (await this.findUser(user))?.credentialVersion);
   }
 
   async createUser(name: string, passwordHash: string, now: number): Promise<boolean> {
@@ -125,12 +137,14 @@ export class SqliteStore implements ParleyStore {
   }
 
   async findUser(name: string): Promise<User | undefined> {
-    const row = this.#q['findUser']!.get(name) as { name: string; password_hash: string } | undefined;
-    return row && { name: row.name, passwordHash: row.password_hash };
+    const row = this.#q['findUser']!.get(name) as { name: string; password_hash: string; credential_version: number } | undefined;
+    return row && { name: row.name, passwordHash: row.password_hash, credentialVersion: row.credential_version };
   }
 
-  async setPasswordHash(name: string, passwordHash: string): Promise<void> {
-    this.#q['setPassword']!.run(passwordHash, name);
+  async setPasswordHash(name: string, passwordHash: string): Promise<number> {
+    const row = this.#q['setPassword']!.get(passwordHash, name) as { credential_version: number } | undefined;
+    if (!row) throw new Error('setPasswordHash: no such user');
+    return row.credential_version;
   }
 
   async createRoom(name: string, owner: string, now: number): Promise<boolean> {
@@ -168,8 +182,12 @@ export class SqliteStore implements ParleyStore {
     this.#q['removeMember']!.run(room, user);
   }
 
-  async addMessage(room: string, user: string, html: string, ts: number): Promise<number> {
-    return Number(this.#q['addMessage']!.run(room, user, html, ts).lastInsertRowid);
+  async addMessage({ room, user, html, ts, clientId }: NewMessage): Promise<Posted> {
+    const row = this.#q['addMessage']!.get(room, user, html, ts, clientId ?? null) as { id: number } | undefined;
+    if (row) return { ok: true, id: Number(row.id), duplicate: false };
+    // Nothing inserted: either this clientId was stored before (a retry), or the sender may not post.
+    const earlier = clientId === undefined ? undefined : (this.#q['byClientId']!.get(user, room, clientId) as { id: number } | undefined);
+    return earlier ? { ok: true, id: Number(earlier.id), duplicate: true } : { ok: false };
   }
 
   async history(room: string, limit: number, before?: number): Promise<HistoryPage> {

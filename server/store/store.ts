@@ -5,6 +5,18 @@
 import type { SessionData, Store as SessionStore } from 'express-session';
 import type { ChatMessage, RoomInfo } from '../../shared/protocol.ts';
 
+// What a signed-in session holds. Declared here, the lowest layer that reads it (the session
+// stores check the deadline and the credential version on every read); http/ and ws/ use it.
+declare module 'express-session' {
+  interface SessionData {
+    user: string;
+    createdAt: number;
+    lastSeenAt: number;
+    /** The user's credential version at login (see User). */
+    credentialVersion: number;
+  }
+}
+
 /**
  * A backend (PostgreSQL, Redis) cannot be reached right now. Callers turn it into a
  * "try again" answer (HTTP 503 / `server_busy` frame) instead of a 500, and the process
@@ -19,17 +31,43 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-export type User = { name: string; passwordHash: string };
+/**
+ * `credentialVersion` goes up with every password change; a session remembers the version it
+ * was created under and is valid only while the two agree (ASVS 7.4.3), so a login that
+ * verified the old password a moment before the change cannot outlive it.
+ */
+export type User = { name: string; passwordHash: string; credentialVersion: number };
 export type Room = { name: string; owner: string | null; private: boolean };
 export type HistoryPage = { messages: ChatMessage[]; more: boolean };
+/** `clientId`: the sender's id for this message, so a retried send is stored once. */
+export type NewMessage = { room: string; user: string; html: string; ts: number; clientId?: string | undefined };
+/**
+ * The verdict of addMessage: stored (or already stored under the same clientId), or refused
+ * because the sender may not post in the room at the moment of the insert.
+ */
+export type Posted = { ok: true; id: number; duplicate: boolean } | { ok: false };
 
 /** When a session ends, from its data (policy: server/http/session.ts sessionExpiresAt). */
 export type SessionExpiry = (data: SessionData) => number;
 
+/** A user's current credential version; undefined when the user does not exist. */
+export type CredentialVersionOf = (user: string) => Promise<number | undefined>;
+
+/**
+ * ASVS 7.4.3: a session is valid only under the credential version it was created with.
+ * Every session read of every engine goes through this, so /api/*, the upgrade gate and the
+ * live-socket re-checks all compare it. (Sessions from before versions existed count as 1.)
+ */
+export async function credentialsCurrent(data: SessionData, versionOf: CredentialVersionOf): Promise<boolean> {
+  if (!data.user) return true; // not signed in: nothing to compare
+  return (await versionOf(data.user)) === (data.credentialVersion ?? 1);
+}
+
 export interface ParleyStore {
   createUser(name: string, passwordHash: string, now: number): Promise<boolean>;
   findUser(name: string): Promise<User | undefined>;
-  setPasswordHash(name: string, passwordHash: string): Promise<void>;
+  /** Sets the hash and moves the credential version on, in one statement; resolves the new version. */
+  setPasswordHash(name: string, passwordHash: string): Promise<number>;
 
   createRoom(name: string, owner: string, now: number): Promise<boolean>;
   findRoom(name: string): Promise<Room | undefined>;
@@ -39,8 +77,13 @@ export interface ParleyStore {
   addMember(room: string, user: string, now: number): Promise<void>;
   removeMember(room: string, user: string): Promise<void>;
 
-  /** Commits the message and returns its id; the caller acknowledges only after this resolves. */
-  addMessage(room: string, user: string, html: string, ts: number): Promise<number>;
+  /**
+   * Commits the message if, at that moment, the room exists and the sender may post there
+   * (public, or a member): authorization and insert are one statement, so a member removed
+   * while the message was on its way cannot post it. The caller acknowledges only after
+   * this resolves.
+   */
+  addMessage(message: NewMessage): Promise<Posted>;
   /** Latest `limit` messages (oldest first), or those before message id `before`. */
   history(room: string, limit: number, before?: number): Promise<HistoryPage>;
 

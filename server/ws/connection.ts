@@ -63,7 +63,9 @@ export type ConnectionDeps = {
 };
 
 export class Connection {
-  readonly rooms = new Set<string>();
+  static #nextId = 1;
+  /** Process-unique, for keying per-socket state such as log aggregation; never sent anywhere. */
+  readonly id = Connection.#nextId++;
   /** Rate-limited frames since the last accepted one; past a threshold the socket is closed. */
   refusedInARow = 0;
   alive = true;

@@ -9,6 +9,8 @@ import { sessionExpiresAt, type SessionParser } from '../http/session.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { AddressOf } from '../security/client-address.ts';
 import type { OriginVerdict } from '../security/origin.ts';
+import { createHostCheck } from '../security/host.ts';
+import { createRepeatLog } from '../security/repeat-log.ts';
 import type { Revocations } from '../store/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
 import { ClusterFanout, type RoomBus } from './cluster-fanout.ts';
@@ -60,6 +62,7 @@ export function createWsSide(deps: WsDeps): WsSide {
     registry,
     sanitize: deps.sanitize,
     log,
+    logRepeated: createRepeatLog(log, config.logRepeatWindowMs),
     onMembershipChanged: bus && ((user) => bus.publishMembership(user)),
   });
   // An invite or removal made on another instance: refresh this user's sockets here too.
@@ -104,7 +107,7 @@ export function createWsSide(deps: WsDeps): WsSide {
     maxBufferedBytes: config.ws.maxBufferedBytes,
     touchEveryMs: Math.min(60_000, config.session.idleMs / 4),
     onClose: (connection: Connection) => {
-      fanout.unsubscribeAll(connection);
+      fanout.dropAll(connection);
       registry.remove(connection);
     },
   };
@@ -113,6 +116,7 @@ export function createWsSide(deps: WsDeps): WsSide {
     config,
     wss,
     checkOrigin: deps.checkOrigin,
+    checkHost: createHostCheck(config.appOrigins),
     sessionParser: deps.sessionParser,
     registry,
     addressOf: deps.addressOf,
@@ -122,6 +126,11 @@ export function createWsSide(deps: WsDeps): WsSide {
       const connection = new Connection(ws, identity, connectionDeps);
       registry.add(connection);
       log('ws_open', { user: identity.user, ip: identity.ip });
+      // The gate read the session before the handshake; a logout or password change in between
+      // found no socket to close. Now that revocations can find this one, read it once more.
+      void sessionDeadline(connection, false).then((deadline) => {
+        if (deadline === undefined || deadline <= Date.now()) connection.endSession('session ended');
+      }, () => connection.endSession('session ended'));
       store.roomsFor(identity.user).then(
         (rooms) => connection.send({ type: 'rooms', user: identity.user, rooms }),
         () => connection.sendError('internal', 'Could not load your rooms.'),

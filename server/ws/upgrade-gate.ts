@@ -1,6 +1,7 @@
 // The upgrade gate: every WebSocket handshake passes here, in the HTTPS server's
 // 'upgrade' event, before ws.handleUpgrade. Checks run cheapest first:
-//   Origin → path → session → per-user cap; anonymous failures are counted per address.
+//   same origin (Origin, Host, Sec-Fetch-Site) → path → session → per-user cap;
+//   anonymous failures are counted per address.
 // A refusal is a plain HTTP response (never a 101) and the socket is destroyed.
 // (ASVS 4.4.1–4.4.4; OWASP WebSocket cheat sheet: Origin + authentication at handshake.)
 import type { IncomingMessage } from 'node:http';
@@ -10,6 +11,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import { limitKey, type AddressOf } from '../security/client-address.ts';
+import type { HostVerdict } from '../security/host.ts';
 import type { OriginVerdict } from '../security/origin.ts';
 import { FailureWindows } from '../security/rate-limit.ts';
 import { sessionExpiresAt, sessionUser, type SessionParser, type SessionRequest } from '../http/session.ts';
@@ -24,6 +26,7 @@ export type GateDeps = {
   config: Config;
   wss: WebSocketServer;
   checkOrigin: (origin: string | undefined) => OriginVerdict;
+  checkHost: (req: IncomingMessage) => HostVerdict;
   sessionParser: SessionParser;
   registry: Registry;
   addressOf: AddressOf;
@@ -39,6 +42,9 @@ const REFUSE = {
   throttled: { status: 429, error: 'too_many_failures', message: 'Too many refused connection attempts. Wait and retry.' },
   path: { status: 404, error: 'not_found', message: `WebSocket endpoint is ${WS_PATH}.` },
   origin: { status: 403, error: 'origin_not_allowed', message: 'This origin may not open a WebSocket here.' },
+  host_not_allowed: { status: 403, error: 'host_not_allowed', message: 'This host name may not open a WebSocket here.' },
+  host_duplicate: { status: 400, error: 'bad_request', message: 'Send exactly one Host header.' },
+  cross_site: { status: 403, error: 'cross_site', message: 'Cross-site WebSocket requests are not allowed.' },
   session: { status: 401, error: 'unauthenticated', message: 'Sign in before opening a WebSocket.' },
   cap: { status: 429, error: 'too_many_connections', message: 'Too many open connections for this user.' },
   // The session store is unreachable (Redis/PostgreSQL outage): not the client's fault.
@@ -75,7 +81,7 @@ function pathOf(req: IncomingMessage): string {
 }
 
 export function createUpgradeGate(deps: GateDeps): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
-  const { config, wss, checkOrigin, sessionParser, registry, addressOf, log } = deps;
+  const { config, wss, checkOrigin, checkHost, sessionParser, registry, addressOf, log } = deps;
   // Refused upgrades count against the client address; successful ones never do.
   const failures = new FailureWindows(config.upgrade.addressFailures, config.upgrade.addressWindowMs);
   const checks = {
@@ -93,7 +99,7 @@ export function createUpgradeGate(deps: GateDeps): (req: IncomingMessage, socket
       // over budget each of them is answered 429. Only failures: an attempt with a valid
       // session is never refused for its neighbours' failures (a workshop behind one NAT).
       // Not 'cap' either: that user is known and already limited per user.
-      if (reason === 'path' || reason === 'origin' || reason === 'session') {
+      if (reason !== 'cap' && reason !== 'unavailable') {
         if (failures.retryAfter(limitKey(ip)) > 0) reason = 'throttled';
         else failures.fail(limitKey(ip));
       }
@@ -102,8 +108,16 @@ export function createUpgradeGate(deps: GateDeps): (req: IncomingMessage, socket
     };
 
     const path = pathOf(req);
-    // ASVS 4.4.2: exact-match Origin allowlist; missing, "null" and look-alikes refused.
-    if (checks.origin && !checkOrigin(req.headers.origin).ok) return deny('origin');
+    if (checks.origin) {
+      // ASVS 4.4.2: exact-match Origin allowlist; missing, "null" and look-alikes refused.
+      if (!checkOrigin(req.headers.origin).ok) return deny('origin');
+      // One Host, and one of ours (security/host.ts: duplicates, DNS rebinding).
+      const host = checkHost(req);
+      if (!host.ok) return deny(host.reason);
+      // Fetch Metadata, as the HTTP CSRF guard: when the browser says, it must be same-origin.
+      const site = req.headers['sec-fetch-site'];
+      if (site !== undefined && site !== 'same-origin') return deny('cross_site');
+    }
     if (path !== WS_PATH) {
       if (deps.passThrough?.(req)) return;
       return deny('path');

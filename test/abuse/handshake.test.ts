@@ -114,7 +114,7 @@ function forgedUpgrade(server: TestServer): Promise<number> {
       ca: server.ca,
       servername: 'localhost',
       origin: server.origin,
-      headers: { cookie: forgedCookie() },
+      headers: { cookie: forgedCookie(), host: new URL(server.origin).host },
       perMessageDeflate: false,
     };
     const ws = new WebSocket(`wss://127.0.0.1:${server.port}/ws`, options);

@@ -23,7 +23,8 @@ function join(cookie: string): Promise<WebSocket> {
     ca: env('OBS_CA'),
     servername: 'localhost',
     origin: env('OBS_ORIGIN'),
-    headers: { cookie },
+    // The browser's Host: the allowed origin's host (the gate refuses any other).
+    headers: { cookie, host: new URL(env('OBS_ORIGIN')).host },
     perMessageDeflate: false,
   };
   const ws = new WebSocket(url, options);

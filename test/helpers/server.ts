@@ -160,7 +160,8 @@ export type ConnectOptions = { cookie?: string; origin?: string | null; path?: s
 
 /** Opens a WSS connection; resolves with the client, or with the HTTP refusal status. */
 export function connect(server: TestServer, options: ConnectOptions = {}): Promise<Attempt> {
-  const headers: Record<string, string> = { ...options.headers };
+  // The Host a browser on the allowed origin sends (we connect to 127.0.0.1; the gate checks Host).
+  const headers: Record<string, string> = { host: new URL(server.origin).host, ...options.headers };
   if (options.cookie) headers['cookie'] = options.cookie;
   const origin = options.origin === undefined ? server.origin : options.origin;
   const wsOptions: ClientOptions & ConnectionOptions = {

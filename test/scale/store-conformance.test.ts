@@ -52,8 +52,15 @@ const ENGINES: Engine[] = [
 const databaseUrls = new Map<string, string>();
 
 /** Session data as the login route writes it. */
-function sessionData(user: string, createdAt: number): SessionData {
-  return { cookie: { originalMaxAge: null, path: '/', httpOnly: true, secure: true, sameSite: 'strict' }, user, createdAt, lastSeenAt: createdAt } as unknown as SessionData;
+/** Session data of a signed-in user, under the credential version given (the store's users: alice is at 2 after her password change). */
+function sessionData(user: string, createdAt: number, credentialVersion = user === 'alice' ? 2 : 1): SessionData {
+  return {
+    cookie: { originalMaxAge: null, path: '/', httpOnly: true, secure: true, sameSite: 'strict' },
+    user,
+    createdAt,
+    lastSeenAt: createdAt,
+    credentialVersion,
+  } as unknown as SessionData;
 }
 
 const get = (store: ParleyStore, sid: string) =>
@@ -83,10 +90,21 @@ for (const [index, engine] of ENGINES.entries()) {
     test('users: created once (a second create of the name is refused), found, password hash replaced', async () => {
       assert.equal(await store.createUser('alice', 'hash-1', 1), true);
       assert.equal(await store.createUser('alice', 'hash-2', 2), false);
-      assert.deepEqual(await store.findUser('alice'), { name: 'alice', passwordHash: 'hash-1' });
-      await store.setPasswordHash('alice', 'hash-3');
-      assert.equal((await store.findUser('alice'))?.passwordHash, 'hash-3');
+      assert.deepEqual(await store.findUser('alice'), { name: 'alice', passwordHash: 'hash-1', credentialVersion: 1 });
+      assert.equal(await store.setPasswordHash('alice', 'hash-3'), 2, 'a password change moves the credential version on');
+      assert.deepEqual(await store.findUser('alice'), { name: 'alice', passwordHash: 'hash-3', credentialVersion: 2 });
       assert.equal(await store.findUser('nobody'), undefined);
+    });
+
+    test('sessions: one created under an older credential version reads as no session (ASVS 7.4.3)', async () => {
+      await store.createUser('vera', 'h', 1);
+      const now = Date.now();
+      await set(store, 'sid-vera', sessionData('vera', now, 1));
+      assert.equal((await get(store, 'sid-vera'))?.user, 'vera');
+      await store.setPasswordHash('vera', 'h2');
+      assert.equal(await get(store, 'sid-vera'), null, 'the password change ended it without touching its row');
+      await set(store, 'sid-vera2', sessionData('vera', now, 2));
+      assert.equal((await get(store, 'sid-vera2'))?.user, 'vera');
     });
 
     test('rooms: the lobby exists; a private room is created once with its owner as member; membership is added and removed', async () => {
@@ -110,7 +128,11 @@ for (const [index, engine] of ENGINES.entries()) {
 
     test('messages: ids increase; history pages are oldest-first with `more`, and `before` walks back to the start', async () => {
       const ids: number[] = [];
-      for (let i = 0; i < 23; i++) ids.push(await store.addMessage('lobby', 'alice', `<b>m${i}</b>`, 1000 + i));
+      for (let i = 0; i < 23; i++) {
+        const posted = await store.addMessage({ room: 'lobby', user: 'alice', html: `<b>m${i}</b>`, ts: 1000 + i });
+        assert.ok(posted.ok && !posted.duplicate);
+        ids.push(posted.id);
+      }
       for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!);
       const latest = await store.history('lobby', 10);
       assert.equal(latest.more, true);
@@ -122,6 +144,31 @@ for (const [index, engine] of ENGINES.entries()) {
       assert.deepEqual(oldest.messages.map((m) => m.id), ids.slice(0, 3));
       assert.equal(oldest.more, false);
       assert.deepEqual(await store.history('team', 10), { messages: [], more: false });
+    });
+
+    test('messages: inserted only while the sender may post (member of a private room, or any room that is public), in the same statement', async () => {
+      await store.createUser('mia', 'h', 1);
+      assert.equal(await store.createRoom('den', 'alice', 9), true);
+      assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', html: 'x', ts: 1 }), { ok: false }, 'not a member');
+      assert.deepEqual(await store.addMessage({ room: 'nowhere', user: 'mia', html: 'x', ts: 1 }), { ok: false }, 'no such room');
+      await store.addMember('den', 'mia', 10);
+      const posted = await store.addMessage({ room: 'den', user: 'mia', html: 'hi', ts: 2 });
+      assert.equal(posted.ok, true);
+      await store.removeMember('den', 'mia');
+      assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', html: 'after', ts: 3 }), { ok: false }, 'removed');
+      assert.deepEqual((await store.history('den', 10)).messages.map((m) => m.html), ['hi']);
+    });
+
+    test('messages: a retried clientId is stored once and answers with the first id; other users and rooms have their own ids', async () => {
+      const first = await store.addMessage({ room: 'lobby', user: 'alice', html: 'once', ts: 1, clientId: 'c-1' });
+      const again = await store.addMessage({ room: 'lobby', user: 'alice', html: 'once', ts: 2, clientId: 'c-1' });
+      assert.ok(first.ok && again.ok);
+      assert.equal(first.duplicate, false);
+      assert.deepEqual(again, { ok: true, id: first.id, duplicate: true });
+      const bobs = await store.addMessage({ room: 'lobby', user: 'bob', html: 'mine', ts: 3, clientId: 'c-1' });
+      assert.ok(bobs.ok && !bobs.duplicate && bobs.id !== first.id);
+      const latest = await store.history('lobby', 3);
+      assert.deepEqual(latest.messages.slice(-2).map((m) => [m.user, m.html]), [['alice', 'once'], ['bob', 'mine']], 'the retry stored nothing');
     });
 
     test('sessions: stored, read back, destroyed; unreadable once their deadline (idle timeout) has passed', async () => {
