@@ -35,13 +35,17 @@ export type ParleyOptions = {
   log?: AuditLog;
   /** Dev mode: Vite's middleware instead of the static build, and its HMR upgrade passed through. */
   dev?: { client: RequestHandler; attach: (server: https.Server) => Promise<void> };
+  /** Tests only: wrap the store (e.g. to make every call slow and expose check-then-act races). */
+  wrapStore?: (store: ParleyStore) => ParleyStore;
 };
 
 export async function startParley(config: Config, options: ParleyOptions = {}): Promise<Parley> {
   const log = options.log ?? createAuditLog();
   const certificate = await loadCertificate(config);
   // SQLite, or PostgreSQL and/or Redis when configured: the only place that knows which.
-  const { store, revocations, bus, loginThrottle } = await openBackend(config, log, (data) => sessionExpiresAt(data, config.session));
+  const backend = await openBackend(config, log, (data) => sessionExpiresAt(data, config.session));
+  const { revocations, bus, loginThrottle } = backend;
+  const store = options.wrapStore ? options.wrapStore(backend.store) : backend.store;
   const sessionParser = createSessionParser(config, store, loadSessionSecret(config));
   const checkOrigin = createOriginCheck(config.appOrigins);
   const addressOf = createAddressOf(config.trustProxy);

@@ -12,6 +12,7 @@ import type { ServerFrame } from '../../shared/protocol.ts';
 import { loadConfig, type Control } from '../../server/config.ts';
 import { startParley, type Parley } from '../../server/parley.ts';
 import { createAuditLog } from '../../server/security/audit-log.ts';
+import type { ParleyStore } from '../../server/store/store.ts';
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -29,7 +30,13 @@ export type TestServer = {
   close: () => Promise<void>;
 };
 
-export type StartOptions = { env?: Record<string, string>; disabled?: Control[]; dataDir?: string };
+export type StartOptions = {
+  env?: Record<string, string>;
+  disabled?: Control[];
+  dataDir?: string;
+  /** Wrap the real store (test/helpers/slow-store.ts). */
+  wrapStore?: (store: ParleyStore) => ParleyStore;
+};
 
 /** A free loopback port, for servers and services the tests start. */
 export async function freePort(): Promise<number> {
@@ -56,7 +63,10 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   // The test-only injection point: switch one control off to show its test can fail.
   if (options.disabled) config.disabled = new Set(options.disabled);
   const logs: string[] = [];
-  const parley = await startParley(config, { log: createAuditLog((line) => logs.push(line)) });
+  const parley = await startParley(config, {
+    log: createAuditLog((line) => logs.push(line)),
+    ...(options.wrapStore ? { wrapStore: options.wrapStore } : {}),
+  });
   return {
     parley,
     port,

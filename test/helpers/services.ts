@@ -196,6 +196,19 @@ export async function startPostgres(): Promise<PostgresService> {
   };
 }
 
+/** A fresh, empty database on `postgres`, so test runs do not see each other's rows; resolves its URL. */
+export async function freshDatabase(postgres: PostgresService, name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: postgres.url });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return postgres.url.replace(/\/postgres$/, `/${name}`);
+}
+
 // ---- Parley as a child process ---------------------------------------------------
 
 export type ParleyProcess = TestServer & {

@@ -16,7 +16,7 @@ import { openBackend } from '../../server/store/index.ts';
 import { migrate } from '../../server/store/postgres.ts';
 import { sessionIdHash } from '../../server/store/session-id.ts';
 import type { ParleyStore } from '../../server/store/store.ts';
-import { startPostgres, startRedis, type PostgresService, type RedisService } from '../helpers/services.ts';
+import { freshDatabase, startPostgres, startRedis, type PostgresService, type RedisService } from '../helpers/services.ts';
 
 type Engine = { name: string; env: () => Record<string, string> };
 
@@ -33,15 +33,6 @@ after(async () => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** A fresh PostgreSQL database per engine run, so the runs do not see each other's rows. */
-async function freshDatabase(name: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: postgres.url });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  return postgres.url.replace(/\/postgres$/, `/${name}`);
-}
 
 const ENGINES: Engine[] = [
   { name: 'SQLite', env: () => ({}) },
@@ -76,7 +67,7 @@ for (const [index, engine] of ENGINES.entries()) {
     const idleMs = 1500;
 
     before(async () => {
-      if (engine.name.startsWith('PostgreSQL')) databaseUrls.set(engine.name, await freshDatabase(`conformance_${index}`));
+      if (engine.name.startsWith('PostgreSQL')) databaseUrls.set(engine.name, await freshDatabase(postgres, `conformance_${index}`));
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-conformance-'));
       dirs.push(dataDir);
       const config = loadConfig({ DATA_DIR: dataDir, ...engine.env() }, []);
@@ -212,7 +203,7 @@ for (const [index, engine] of ENGINES.entries()) {
 
 describe('PostgreSQL migrations', () => {
   test('five instances migrating one empty database at once: no error, each migration applied once', async () => {
-    const url = await freshDatabase('migration_race');
+    const url = await freshDatabase(postgres, 'migration_race');
     const pools = Array.from({ length: 5 }, () => new pg.Pool({ connectionString: url, max: 1 }));
     // An idle client cut by the server (this file's teardown stops PostgreSQL) emits 'error' on its
     // pool; without a listener that is an uncaught exception in whichever test runs then. Errors

@@ -1,0 +1,222 @@
+// The gap between check and act, attacked over real WSS: an ordinary signed-in user uses
+// the time a store call takes (no time on SQLite, a network round trip on PostgreSQL) to slip
+// between "may this user do X?" and "X". Each backend below opens that gap: SQLite behind a
+// wrapper that makes every call slow (test/helpers/slow-store.ts), and a real PostgreSQL.
+// docs/decisions/015-authorize-before-act.md explains each fix.
+// Run: npx node --test test/authorization-races.test.ts
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { MessageFrame } from '../shared/protocol.ts';
+import { freshDatabase, startPostgres, type PostgresService } from './helpers/services.ts';
+import { slowStore } from './helpers/slow-store.ts';
+import {
+  PASSWORD,
+  connect,
+  joined,
+  login,
+  open,
+  register,
+  request,
+  signUp,
+  sleep,
+  startServer,
+  type Client,
+  type StartOptions,
+  type TestServer,
+} from './helpers/server.ts';
+
+const FAST_LIMITS = { WS_MESSAGES_PER_SECOND: '2000', WS_MESSAGE_BURST: '2000', WS_ABUSE_THRESHOLD: '100000' };
+
+let postgres: PostgresService | undefined;
+let databases = 0;
+after(async () => {
+  await postgres?.destroy();
+});
+
+type Backend = { name: string; options: () => Promise<StartOptions> };
+const BACKENDS: Backend[] = [
+  { name: 'SQLite, every store call answered 2–25 ms late', options: async () => ({ wrapStore: (store) => slowStore(store, { minMs: 2, maxMs: 25 }) }) },
+  {
+    name: 'PostgreSQL',
+    options: async () => {
+      postgres ??= await startPostgres();
+      return { env: { DATABASE_URL: await freshDatabase(postgres, `races_${++databases}`) } };
+    },
+  },
+];
+
+const inRoom = (client: Client, room: string, from = 0): MessageFrame[] =>
+  client.frames.slice(from).filter((f): f is MessageFrame => f.type === 'message' && f.room === room);
+
+for (const backend of BACKENDS) {
+  describe(`check and act are one step — ${backend.name}`, () => {
+    let server: TestServer;
+    before(async () => {
+      const options = await backend.options();
+      server = await startServer({ ...options, env: { ...FAST_LIMITS, ...options.env } });
+    });
+    after(() => server?.close());
+
+    // Review finding: a non-member spamming `join` on a private room received the members'
+    // messages in the window between the subscription and the membership check.
+    test('a non-member spamming join while members chat receives none of their messages', async () => {
+      const owner = await joined(server, await signUp(server, 'vaultowner'));
+      const member = await joined(server, await signUp(server, 'vaultmember'));
+      owner.send({ type: 'create', room: 'vault' });
+      await owner.next('rooms');
+      owner.send({ type: 'invite', room: 'vault', user: 'vaultmember' });
+      await member.next('rooms');
+      member.send({ type: 'join', room: 'vault' });
+      await member.next('history');
+      const outsiders = await Promise.all(['spy1', 'spy2', 'spy3', 'spy4'].map(async (name) => open(server, await signUp(server, name))));
+
+      let sent = 0;
+      let spamming = true;
+      const spam = (async () => {
+        while (spamming) {
+          for (const spy of outsiders) for (let i = 0; i < 4; i++) spy.send({ type: 'join', room: 'vault' });
+          await sleep(3);
+        }
+      })();
+      for (let i = 0; i < 150; i++) {
+        member.send({ type: 'send', room: 'vault', text: `secret ${i}`, clientId: `s${i}` });
+        await member.next('ack');
+        sent += 1;
+      }
+      spamming = false;
+      await spam;
+      await sleep(300);
+      const refusals = outsiders.reduce((n, spy) => n + spy.frames.filter((f) => f.type === 'error' && f.code === 'forbidden').length, 0);
+      const leaked = outsiders.reduce((n, spy) => n + inRoom(spy, 'vault').length, 0);
+      console.log(`  join spam: ${sent} messages from the member, ${refusals} forbidden joins; ${leaked} messages reached the non-members`);
+      assert.ok(refusals > 100, `the spies did try (${refusals} refusals)`);
+      assert.equal(leaked, 0, 'no private message reached a non-member');
+      for (const c of [owner, member, ...outsiders]) c.ws.close();
+    });
+
+    // A member removed while spamming join (and while others chat) receives nothing committed
+    // after the removal, and cannot post after it.
+    test('a member removed mid-join-spam gets no message committed after the removal, and cannot post after it', async () => {
+      const owner = await joined(server, await signUp(server, 'denowner'));
+      const talker = await joined(server, await signUp(server, 'dentalker'));
+      const leaving = await joined(server, await signUp(server, 'denleaving'));
+      owner.send({ type: 'create', room: 'den' });
+      await owner.next('rooms');
+      for (const name of ['dentalker', 'denleaving']) {
+        owner.send({ type: 'invite', room: 'den', user: name });
+        await owner.next('rooms');
+      }
+      for (const c of [talker, leaving]) {
+        c.send({ type: 'join', room: 'den' });
+        await c.next('history');
+      }
+      let spamming = true;
+      const spam = (async () => {
+        for (let i = 0; spamming; i++) {
+          leaving.send({ type: 'join', room: 'den' });
+          leaving.send({ type: 'send', room: 'den', text: `still here ${i}` });
+          await sleep(2);
+        }
+      })();
+      const chatter = (async () => {
+        for (let i = 0; i < 60; i++) {
+          talker.send({ type: 'send', room: 'den', text: `before ${i}`, clientId: `b${i}` });
+          await talker.next('ack');
+        }
+      })();
+      await sleep(60);
+      owner.send({ type: 'remove', room: 'den', user: 'denleaving' });
+      await owner.next('rooms'); // the removal is committed
+      const removedAt = leaving.frames.length;
+      const after: number[] = [];
+      for (let i = 0; i < 40; i++) {
+        talker.send({ type: 'send', room: 'den', text: `after ${i}`, clientId: `a${i}` });
+        after.push((await talker.next('ack')).id);
+      }
+      await chatter;
+      spamming = false;
+      await spam;
+      await sleep(300);
+      const received = new Set(inRoom(leaving, 'den', removedAt).map((m) => m.id));
+      const leaked = after.filter((id) => received.has(id));
+      console.log(`  removal: ${leaked.length} of ${after.length} messages committed after the removal reached the removed member`);
+      assert.deepEqual(leaked, []);
+      // History as a member sees it: nothing from the removed member after the removal.
+      owner.send({ type: 'join', room: 'den' });
+      const page = await owner.next('history');
+      const firstAfter = Math.min(...after);
+      const postedAfter = page.messages.filter((m) => m.user === 'denleaving' && m.id > firstAfter);
+      assert.deepEqual(postedAfter, [], 'the removed member posted nothing after the removal');
+      for (const c of [owner, talker, leaving]) c.ws.close();
+    });
+  });
+}
+
+// Review finding: a login that verified the old password a moment before a password change
+// saved its session after the change had ended the user's sessions, and lived on.
+describe('sessions created by logins racing a password change do not survive it', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({
+      // Room for the racing logins: the hashing queue and the per-address failure budget are not under test here.
+      env: { PASSWORD_HASH_CONCURRENCY: '8', PASSWORD_HASH_QUEUE: '1000', LOGIN_ADDRESS_FAILURES: '1000' },
+      wrapStore: (store) => slowStore(store, { minMs: 0, maxMs: 15 }),
+    });
+  });
+  after(() => server?.close());
+
+  test('45 logins with the old password around the change: none of their sessions is accepted afterwards, on /api/me or /ws', async () => {
+    await register(server, 'racer');
+    const owner = await login(server, 'racer');
+    const logins: Array<Promise<string | undefined>> = [];
+    for (let i = 0; i < 45; i++) {
+      logins.push(login(server, 'racer').catch(() => undefined));
+      if (i === 20) {
+        const change = await request(server, 'POST', '/api/password', {
+          cookie: owner,
+          body: { currentPassword: PASSWORD, newPassword: 'an entirely new passphrase here' },
+        });
+        assert.equal(change.status, 204, change.text);
+      }
+      await sleep(4);
+    }
+    const cookies = (await Promise.all(logins)).filter((c): c is string => c !== undefined);
+    let alive = 0;
+    let upgraded = 0;
+    for (const cookie of cookies) {
+      if ((await request(server, 'GET', '/api/me', { cookie })).status === 200) alive += 1;
+      const attempt = await connect(server, { cookie });
+      if ('client' in attempt) {
+        upgraded += 1;
+        attempt.client.ws.close();
+      }
+    }
+    console.log(`  ${cookies.length} logins with the old password succeeded around the change; afterwards ${alive} accepted on /api/me, ${upgraded} on /ws`);
+    assert.ok(cookies.length >= 20, `the race ran (${cookies.length} logins got a session)`);
+    assert.equal(alive, 0);
+    assert.equal(upgraded, 0);
+  });
+});
+
+// A logout that lands while an upgrade is between its session read and the handshake found
+// no socket to close; the socket then lived on with the ended session.
+describe('a logout during an upgrade still ends the socket it raced', () => {
+  let server: TestServer;
+  before(async () => {
+    // Session reads answer 300 ms late: the gate's read is stale by the time the socket opens.
+    server = await startServer({ wrapStore: (store) => slowStore(store, { minMs: 300, maxMs: 300 }) });
+  });
+  after(() => server?.close());
+
+  test('the socket opened with the stale read is closed 1008 within a second', async () => {
+    const cookie = await signUp(server, 'upgradeloser');
+    const attempt = connect(server, { cookie });
+    await sleep(50); // the gate is reading the session now
+    const logout = await request(server, 'POST', '/api/logout', { cookie, body: {} });
+    assert.equal(logout.status, 204);
+    const opened = await attempt;
+    assert.ok('client' in opened, `the upgrade used the read from before the logout (${JSON.stringify(opened)})`);
+    const closed = await Promise.race([opened.client.closed, sleep(2000).then(() => undefined)]);
+    assert.equal(closed?.code, 1008, 'closed because its session ended');
+  });
+});
