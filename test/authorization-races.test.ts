@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MessageFrame } from '../shared/protocol.ts';
 import { freshDatabase, startPostgres, type PostgresService } from './helpers/services.ts';
-import { slowStore } from './helpers/slow-store.ts';
+import { between, slowStore } from './helpers/slow-store.ts';
 import {
   PASSWORD,
   connect,
@@ -35,7 +35,7 @@ after(async () => {
 
 type Backend = { name: string; options: () => Promise<StartOptions> };
 const BACKENDS: Backend[] = [
-  { name: 'SQLite, every store call answered 2–25 ms late', options: async () => ({ wrapStore: (store) => slowStore(store, { minMs: 2, maxMs: 25 }) }) },
+  { name: 'SQLite, every store call answered 2–25 ms late', options: async () => ({ wrapStore: (store) => slowStore(store, between(2, 25)) }) },
   {
     name: 'PostgreSQL',
     options: async () => {
@@ -160,7 +160,7 @@ describe('sessions created by logins racing a password change do not survive it'
     server = await startServer({
       // Room for the racing logins: the hashing queue and the per-address failure budget are not under test here.
       env: { PASSWORD_HASH_CONCURRENCY: '8', PASSWORD_HASH_QUEUE: '1000', LOGIN_ADDRESS_FAILURES: '1000' },
-      wrapStore: (store) => slowStore(store, { minMs: 0, maxMs: 15 }),
+      wrapStore: (store) => slowStore(store, between(0, 15)),
     });
   });
   after(() => server?.close());
@@ -169,17 +169,20 @@ describe('sessions created by logins racing a password change do not survive it'
     await register(server, 'racer');
     const owner = await login(server, 'racer');
     const logins: Array<Promise<string | undefined>> = [];
+    let change: Promise<{ status: number; text: string }> | undefined;
+    // A steady stream of logins with the old password; the change lands in the middle of it.
     for (let i = 0; i < 45; i++) {
       logins.push(login(server, 'racer').catch(() => undefined));
-      if (i === 20) {
-        const change = await request(server, 'POST', '/api/password', {
+      if (i === 8) {
+        change = request(server, 'POST', '/api/password', {
           cookie: owner,
           body: { currentPassword: PASSWORD, newPassword: 'an entirely new passphrase here' },
         });
-        assert.equal(change.status, 204, change.text);
       }
-      await sleep(4);
+      await sleep(6);
     }
+    const changed = await change!;
+    assert.equal(changed.status, 204, changed.text);
     const cookies = (await Promise.all(logins)).filter((c): c is string => c !== undefined);
     let alive = 0;
     let upgraded = 0;
@@ -202,16 +205,26 @@ describe('sessions created by logins racing a password change do not survive it'
 // no socket to close; the socket then lived on with the ended session.
 describe('a logout during an upgrade still ends the socket it raced', () => {
   let server: TestServer;
+  let slowNext = false;
   before(async () => {
-    // Session reads answer 300 ms late: the gate's read is stale by the time the socket opens.
-    server = await startServer({ wrapStore: (store) => slowStore(store, { minMs: 300, maxMs: 300 }) });
+    // The session read the gate makes is answered 400 ms late (stale by the time the socket
+    // opens); every other call at once, so the logout completes inside that window.
+    server = await startServer({
+      wrapStore: (store) =>
+        slowStore(store, (call) => {
+          if (call !== 'sessions.get' || !slowNext) return 0;
+          slowNext = false;
+          return 400;
+        }),
+    });
   });
   after(() => server?.close());
 
   test('the socket opened with the stale read is closed 1008 within a second', async () => {
     const cookie = await signUp(server, 'upgradeloser');
+    slowNext = true;
     const attempt = connect(server, { cookie });
-    await sleep(50); // the gate is reading the session now
+    await sleep(100); // the gate has read the session; its answer is on its way
     const logout = await request(server, 'POST', '/api/logout', { cookie, body: {} });
     assert.equal(logout.status, 204);
     const opened = await attempt;
