@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MessageFrame } from '../shared/protocol.ts';
-import { freshDatabase, startPostgres, type PostgresService } from './helpers/services.ts';
+import { RACE_BACKENDS, on } from './helpers/backends.ts';
 import { between, slowStore } from './helpers/slow-store.ts';
 import {
   PASSWORD,
@@ -21,39 +21,19 @@ import {
   sleep,
   startServer,
   type Client,
-  type StartOptions,
   type TestServer,
 } from './helpers/server.ts';
 
 const FAST_LIMITS = { WS_MESSAGES_PER_SECOND: '2000', WS_MESSAGE_BURST: '2000', WS_ABUSE_THRESHOLD: '100000' };
 
-let postgres: PostgresService | undefined;
-let databases = 0;
-after(async () => {
-  await postgres?.destroy();
-});
-
-type Backend = { name: string; options: () => Promise<StartOptions> };
-const BACKENDS: Backend[] = [
-  { name: 'SQLite, every store call answered 2–25 ms late', options: async () => ({ wrapStore: (store) => slowStore(store, between(2, 25)) }) },
-  {
-    name: 'PostgreSQL',
-    options: async () => {
-      postgres ??= await startPostgres();
-      return { env: { DATABASE_URL: await freshDatabase(postgres, `races_${++databases}`) } };
-    },
-  },
-];
-
 const inRoom = (client: Client, room: string, from = 0): MessageFrame[] =>
   client.frames.slice(from).filter((f): f is MessageFrame => f.type === 'message' && f.room === room);
 
-for (const backend of BACKENDS) {
+for (const backend of RACE_BACKENDS) {
   describe(`check and act are one step — ${backend.name}`, () => {
     let server: TestServer;
     before(async () => {
-      const options = await backend.options();
-      server = await startServer({ ...options, env: { ...FAST_LIMITS, ...options.env } });
+      server = await startServer(await on(backend, FAST_LIMITS));
     });
     after(() => server?.close());
 
