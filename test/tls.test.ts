@@ -88,6 +88,40 @@ describe('TLS protocol versions and cipher suites', () => {
     }
   });
 
+  // testssl.sh: "cipher order" — the server picks, strongest first, whatever the client prefers.
+  test('the server chooses the suite: a client preferring AES-128 gets AES-256 (TLS 1.2 and 1.3)', async () => {
+    const tls12 = await handshake(server.port, server.ca, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384' });
+    assert.ok(tls12.ok, JSON.stringify(tls12));
+    assert.equal(tls12.cipher, 'ECDHE-ECDSA-AES256-GCM-SHA384');
+    const tls13 = await handshake(server.port, server.ca, { minVersion: 'TLSv1.3', ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384' } as tls.ConnectionOptions);
+    assert.ok(tls13.ok, JSON.stringify(tls13));
+    assert.equal(tls13.cipher, 'TLS_AES_256_GCM_SHA384');
+  });
+
+  // A renegotiation is a full handshake the server performs on the client's demand.
+  test('a TLS 1.2 client cannot renegotiate (and can against a server that allows it)', async () => {
+    const renegotiate = (port: number) =>
+      new Promise<string>((resolve) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: server.ca, servername: 'localhost', maxVersion: 'TLSv1.2' }, () => {
+          socket.renegotiate({}, (error) => {
+            resolve(error ? 'refused' : 'renegotiated');
+            socket.destroy();
+          });
+        });
+        socket.on('error', () => resolve('refused'));
+        socket.on('close', () => resolve('refused'));
+        socket.setTimeout(5000, () => socket.destroy());
+      });
+    assert.equal(await renegotiate(server.port), 'refused');
+    const permissive = tls.createServer({ cert: server.ca, key: server.parley.certificate.key, minVersion: 'TLSv1.2' }, (s) => s.resume());
+    await new Promise<void>((resolve) => permissive.listen(0, '127.0.0.1', resolve));
+    try {
+      assert.equal(await renegotiate((permissive.address() as net.AddressInfo).port), 'renegotiated', 'control: Node allows it by default');
+    } finally {
+      await new Promise<void>((resolve) => permissive.close(() => resolve()));
+    }
+  });
+
   test('plain HTTP on the TLS port gets no HTTP response (the server speaks only TLS)', async () => {
     const received = await new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
