@@ -31,7 +31,15 @@ type RawReply = {
   closed: boolean;
 };
 
-type RawOptions = { path?: string; origin?: string | null; cookie?: string };
+type RawOptions = {
+  path?: string;
+  origin?: string | null;
+  cookie?: string;
+  /** Host header value(s), each sent as its own line (default: the allowed origin's host). */
+  host?: string | string[];
+  /** Further header lines, as written. */
+  extra?: string[];
+};
 
 /**
  * A WebSocket handshake written by hand over TLS. `origin` is sent verbatim (null: no Origin
@@ -42,13 +50,14 @@ function rawUpgrade(server: TestServer, options: RawOptions = {}, waitMs = 3000)
   const origin = options.origin === undefined ? server.origin : options.origin;
   const lines = [
     `GET ${options.path ?? '/ws'} HTTP/1.1`,
-    `Host: localhost:${server.port}`,
+    ...[options.host ?? `localhost:${server.port}`].flat().map((host) => `Host: ${host}`),
     'Upgrade: websocket',
     'Connection: Upgrade',
     `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}`,
     'Sec-WebSocket-Version: 13',
     ...(origin !== null ? [`Origin: ${origin}`] : []),
     ...(options.cookie ? [`Cookie: ${options.cookie}`] : []),
+    ...(options.extra ?? []),
   ];
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port: server.port, ca: server.ca, servername: 'localhost' });
@@ -219,6 +228,34 @@ describe('upgrade gate: refusals are plain HTTP statuses and the socket is close
     assert.equal(refusedStatus(attempt), 403, JSON.stringify(attempt));
   });
 
+  // Fetch Metadata, as on the HTTP routes: a browser says where the request came from.
+  for (const site of ['cross-site', 'same-site', 'none']) {
+    test(`upgrade with Sec-Fetch-Site: ${site} is refused 403 cross_site, even with the allowed Origin and a live session`, async () => {
+      const reply = await rawUpgrade(server, { cookie, extra: [`Sec-Fetch-Site: ${site}`] });
+      assert.equal(reply.status, 403);
+      assert.equal(JSON.parse(reply.body).error, 'cross_site');
+      assert.ok(reply.closed);
+    });
+  }
+
+  test('upgrade with Sec-Fetch-Site: same-origin opens', async () => {
+    const reply = await rawUpgrade(server, { cookie, extra: ['Sec-Fetch-Site: same-origin'] }, 500);
+    assert.equal(reply.status, 101);
+  });
+
+  // DNS rebinding: a page on another name that resolves to this server.
+  test('upgrade naming another Host (evil.example) is refused 403 host_not_allowed, even with the allowed Origin and a live session', async () => {
+    const reply = await rawUpgrade(server, { cookie, host: `evil.example:${server.port}` });
+    assert.equal(reply.status, 403);
+    assert.equal(JSON.parse(reply.body).error, 'host_not_allowed');
+  });
+
+  test('upgrade with two Host headers is refused 400', async () => {
+    const reply = await rawUpgrade(server, { cookie, host: [`localhost:${server.port}`, `evil.example:${server.port}`] });
+    assert.equal(reply.status, 400);
+    assert.equal(JSON.parse(reply.body).error, 'bad_request');
+  });
+
   test('upgrade without a session cookie is refused 401, never 101', async () => {
     await refused(server, {}, 401, 'unauthenticated', 'session');
   });
@@ -354,6 +391,14 @@ describe('upgrade gate with the Origin check switched off (proves the Origin tes
     assert.equal(reply.status, 101);
     assert.equal(reply.closed, false);
     await closeClient(opened(await connect(server, { cookie, origin: `https://evil.localhost:${server.port}` })));
+  });
+
+  test('without the same-origin checks, a cross-site Sec-Fetch-Site and a foreign Host open too', async () => {
+    const cookie = await signUp(server, 'noorigin2');
+    const crossSite = await rawUpgrade(server, { cookie, extra: ['Sec-Fetch-Site: cross-site'] }, 500);
+    assert.equal(crossSite.status, 101);
+    const foreignHost = await rawUpgrade(server, { cookie, host: `evil.example:${server.port}` }, 500);
+    assert.equal(foreignHost.status, 101);
   });
 });
 
