@@ -371,9 +371,11 @@ describe('upgrade gate with the connection cap switched off (proves the cap test
   test('without the cap, a third socket of one user opens', async () => {
     const cookie = await signUp(server, 'nocap');
     const clients = [await open(server, cookie), await open(server, cookie)];
-    clients.push(opened(await connect(server, { cookie })));
-    assert.equal(clients.length, 3);
-    await Promise.all(clients.map(closeClient));
+    const attempt = await connect(server, { cookie });
+    assert.equal(refusedStatus(attempt), undefined, `the third upgrade was refused: ${JSON.stringify(attempt)}`);
+    const third = opened(attempt);
+    assert.equal((await third.next('rooms')).user, 'nocap', 'the third socket is live: it got its room list');
+    await Promise.all([...clients, third].map(closeClient));
   });
 });
 
