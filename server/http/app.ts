@@ -6,9 +6,12 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { AddressOf } from '../security/client-address.ts';
-import type { LoginLimiter } from '../security/login-throttle.ts';
+import type { DeviceCookies } from '../security/device-cookie.ts';
+import type { Pseudonym } from '../security/log-pseudonym.ts';
+import type { LoginGuard } from '../security/login-throttle.ts';
 import type { OriginVerdict } from '../security/origin.ts';
 import type { HashLimiter } from '../security/passwords.ts';
+import type { RegistrationLimit } from '../security/registration-limit.ts';
 import type { Revocations } from '../store/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
 import { authRoutes } from './auth-routes.ts';
@@ -22,11 +25,14 @@ export type AppDeps = {
   store: ParleyStore;
   sessionParser: SessionParser;
   checkOrigin: (origin: string | undefined) => OriginVerdict;
-  throttle: LoginLimiter;
+  throttle: LoginGuard;
   hashing: { login: HashLimiter; register: HashLimiter };
   revocations: Revocations;
   log: AuditLog;
   addressOf: AddressOf;
+  deviceCookies: DeviceCookies;
+  registrations: RegistrationLimit;
+  pseudonym: Pseudonym;
   /** Serves the browser client: express.static over dist/client, or Vite's dev middleware. */
   client: RequestHandler;
 };
