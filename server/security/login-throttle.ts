@@ -66,7 +66,7 @@ export type LoginGuard = {
 export type LoginLimiter = Pick<LoginGuard, 'retryAfter' | 'failed'>;
 
 /** The doubling lock after the free failures: 1 s, 2 s, 4 s … capped. */
-export function backoffMs(failures: number, config: Config['login']): number {
+function backoffMs(failures: number, config: Config['login']): number {
   const over = failures - config.accountFreeFailures;
   return over < 0 ? 0 : Math.min(config.accountMaxBackoffMs, 1000 * 2 ** Math.min(over, 30));
 }
