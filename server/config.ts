@@ -26,12 +26,25 @@ export type Config = {
 
   session: { idleMs: number; absoluteMs: number };
   login: {
-    /** Failed logins per account before backoff starts. */
+    /** Failed logins per (account, client address) before backoff starts; browsers without a trusted device cookie only. */
     accountFreeFailures: number;
     accountMaxBackoffMs: number;
     /** Failed logins allowed per client address per window (failures only: a NAT of 300 people logs in fine). */
     addressFailures: number;
     addressWindowMs: number;
+    /** Backstop: failed logins per account from all untrusted browsers together, per window. */
+    accountUntrustedFailures: number;
+    accountUntrustedWindowMs: number;
+    /** Failed logins per device cookie per window, after which that cookie is no longer trusted. */
+    deviceFailures: number;
+    deviceWindowMs: number;
+    /** Lifetime of the device cookie a successful login sets. */
+    deviceCookieMaxAgeMs: number;
+  };
+  register: {
+    /** Registrations per client address (IPv6: per /64): a bucket of this many, refilled at perHour. */
+    addressBurst: number;
+    addressPerHour: number;
   };
   hashing: { maxConcurrent: number; maxQueue: number };
   upgrade: {
@@ -184,6 +197,15 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       accountMaxBackoffMs: seconds(env, 'LOGIN_ACCOUNT_MAX_BACKOFF_SECONDS', 15 * 60, 1, 24 * 3600),
       addressFailures: int(env, 'LOGIN_ADDRESS_FAILURES', 100, 1, 1_000_000),
       addressWindowMs: seconds(env, 'LOGIN_ADDRESS_WINDOW_SECONDS', 15 * 60, 1, 24 * 3600),
+      accountUntrustedFailures: int(env, 'LOGIN_ACCOUNT_UNTRUSTED_FAILURES', 100, 1, 1_000_000),
+      accountUntrustedWindowMs: seconds(env, 'LOGIN_ACCOUNT_UNTRUSTED_WINDOW_SECONDS', 3600, 1, 7 * 24 * 3600),
+      deviceFailures: int(env, 'LOGIN_DEVICE_FAILURES', 10, 1, 1000),
+      deviceWindowMs: seconds(env, 'LOGIN_DEVICE_WINDOW_SECONDS', 15 * 60, 1, 7 * 24 * 3600),
+      deviceCookieMaxAgeMs: seconds(env, 'LOGIN_DEVICE_COOKIE_MAX_AGE_SECONDS', 180 * 24 * 3600, 60, 400 * 24 * 3600),
+    },
+    register: {
+      addressBurst: int(env, 'REGISTER_ADDRESS_BURST', 300, 1, 1_000_000),
+      addressPerHour: int(env, 'REGISTER_ADDRESS_PER_HOUR', 120, 1, 1_000_000),
     },
     hashing: {
       maxConcurrent: int(env, 'PASSWORD_HASH_CONCURRENCY', 4, 1, 64),

@@ -10,10 +10,17 @@ import { createApp, staticClient } from './http/app.ts';
 import { createSessionParser, loadSessionSecret, sessionExpiresAt } from './http/session.ts';
 import { createAuditLog, type AuditLog } from './security/audit-log.ts';
 import { createAddressOf } from './security/client-address.ts';
+import { deriveKey } from './security/derived-keys.ts';
+import { DeviceCookies } from './security/device-cookie.ts';
+import { createPseudonym } from './security/log-pseudonym.ts';
+import { LoginThrottle, type LoginGuard, type LoginLimiter } from './security/login-throttle.ts';
+import { RedisLoginThrottle } from './security/redis-login-throttle.ts';
 import { createOriginCheck } from './security/origin.ts';
 import { HashLimiter } from './security/passwords.ts';
+import { RegistrationLimit } from './security/registration-limit.ts';
 import { sanitizeMessage } from './security/sanitize.ts';
 import { openBackend } from './store/index.ts';
+import { redisClient } from './store/redis.ts';
 import type { ParleyStore } from './store/store.ts';
 import { loadCertificate, tlsOptions, type Certificate } from './tls.ts';
 import { createWsSide, type WsSide } from './ws/server.ts';
@@ -44,9 +51,11 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   const certificate = await loadCertificate(config);
   // SQLite, or PostgreSQL and/or Redis when configured: the only place that knows which.
   const backend = await openBackend(config, log, (data) => sessionExpiresAt(data, config.session));
-  const { revocations, bus, loginThrottle } = backend;
+  const { revocations, bus } = backend;
   const store = options.wrapStore ? options.wrapStore(backend.store) : backend.store;
-  const sessionParser = createSessionParser(config, store, loadSessionSecret(config));
+  const { guard: loginThrottle, close: closeLoginThrottle } = await loginGuard(config, log, backend.loginThrottle);
+  const secret = loadSessionSecret(config);
+  const sessionParser = createSessionParser(config, store, secret);
   const checkOrigin = createOriginCheck(config.appOrigins);
   const addressOf = createAddressOf(config.trustProxy);
   // Lab/test switch: with 'sanitize' disabled, raw text is stored and broadcast as HTML.
@@ -66,6 +75,9 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     revocations,
     log,
     addressOf,
+    deviceCookies: new DeviceCookies(deriveKey(secret, 'device-cookie'), config.login.deviceCookieMaxAgeMs),
+    registrations: new RegistrationLimit(config.register),
+    pseudonym: createPseudonym(deriveKey(secret, 'log-pseudonym')),
     client: options.dev?.client ?? staticClient(),
   });
 
@@ -145,7 +157,32 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
       ws.stop();
       server.closeAllConnections(); // HTTP requests still running after the grace
       await Promise.race([httpClosed, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+      await closeLoginThrottle();
       await store.close();
+    },
+  };
+}
+
+/**
+ * MERGE BRIDGE, to delete once store/index.ts hands out the throttle of
+ * security/redis-login-throttle.ts as Backend.loginThrottle (typed LoginGuard): until then
+ * the backend's Redis throttle is the old one, so with REDIS_URL the new one runs here on a
+ * connection of its own.
+ */
+async function loginGuard(config: Config, log: AuditLog, fromBackend: LoginLimiter): Promise<{ guard: LoginGuard; close: () => Promise<void> }> {
+  if (fromBackend instanceof LoginThrottle || fromBackend instanceof RedisLoginThrottle) return { guard: fromBackend, close: async () => {} };
+  if (!config.redisUrl) return { guard: new LoginThrottle(config.login), close: async () => {} };
+  const client = redisClient(config.redisUrl, 'login-throttle', log);
+  await client.connect();
+  return {
+    guard: new RedisLoginThrottle(client, config.login),
+    close: async () => {
+      try {
+        if (client.isOpen) await client.close();
+        else client.destroy();
+      } catch {
+        // already closed
+      }
     },
   };
 }

@@ -181,6 +181,7 @@ describe('client address in logs without TRUST_PROXY', () => {
   after(() => server.close());
 
   test('a login failure with X-Forwarded-For: 203.0.113.9 logs the socket address 127.0.0.1', async () => {
+    await register(server, 'spoofer');
     const reply = await request(server, 'POST', '/api/login', {
       body: { username: 'spoofer', password: WRONG_PASSWORD },
       headers: { 'x-forwarded-for': '203.0.113.9' },
@@ -207,6 +208,7 @@ describe("client address in logs with TRUST_PROXY='loopback'", () => {
   after(() => server.close());
 
   test('a login failure through a loopback proxy logs the forwarded address 203.0.113.9', async () => {
+    await register(server, 'proxied');
     const reply = await request(server, 'POST', '/api/login', {
       body: { username: 'proxied', password: WRONG_PASSWORD },
       headers: { 'x-forwarded-for': '203.0.113.9' },
@@ -221,5 +223,65 @@ describe("client address in logs with TRUST_PROXY='loopback'", () => {
     assert.equal('status' in attempt ? attempt.status : undefined, 401);
     const record = parsed(server.logs).find((r) => r.event === 'upgrade_refused');
     assert.equal(record?.ip, '203.0.113.9');
+  });
+});
+
+// ASVS 16.2.5: people type passphrases into the username field. A failed login logs the typed
+// name only when it names an account; otherwise a keyed hash (server/security/log-pseudonym.ts).
+describe('failed logins: the typed name is logged only when the account exists', () => {
+  const SECRET_A = 'a'.repeat(64);
+  // Shaped like a username (old code logged such names verbatim), but a passphrase.
+  const TYPED_PASSPHRASE = 'tulip-harbor-quietly-7391';
+  const PSEUDONYM = /^unknown:[0-9a-f]{16}$/;
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ env: { SESSION_SECRET: SECRET_A, LOGIN_ACCOUNT_FREE_FAILURES: '2' } });
+    await register(server, 'alice');
+  });
+  after(() => server.close());
+
+  const failedLogin = async (username: string) => {
+    const before = server.logs.length;
+    const reply = await request(server, 'POST', '/api/login', { body: { username, password: WRONG_PASSWORD } });
+    const added = parsed(server.logs.slice(before)).filter((r) => r.event === 'login_failed' || r.event === 'login_throttled');
+    assert.equal(added.length, 1, JSON.stringify(added));
+    return { reply, record: added[0]! };
+  };
+
+  test('a wrong password for an existing account logs the account name', async () => {
+    const { reply, record } = await failedLogin('alice');
+    assert.equal(reply.status, 401);
+    assert.equal(record.user, 'alice');
+  });
+
+  test('a passphrase typed as the username appears in no log line; a keyed pseudonym does, the same each time', async () => {
+    const first = await failedLogin(TYPED_PASSPHRASE);
+    const second = await failedLogin(TYPED_PASSPHRASE.toUpperCase());
+    assert.equal(first.reply.status, 401);
+    assert.match(String(first.record.user), PSEUDONYM);
+    assert.equal(second.record.user, first.record.user, 'one typed name, one pseudonym: attempts stay countable');
+    // The third try is throttled (LOGIN_ACCOUNT_FREE_FAILURES=2): that line is pseudonymous too.
+    const third = await failedLogin(TYPED_PASSPHRASE);
+    assert.equal(third.reply.status, 429);
+    assert.equal(third.record.event, 'login_throttled');
+    assert.equal(third.record.user, first.record.user);
+    assert.notEqual((await failedLogin('another-unknown-name')).record.user, first.record.user);
+    for (const line of server.logs) {
+      assert.ok(!line.toLowerCase().includes(TYPED_PASSPHRASE), `typed passphrase in the log: ${line}`);
+    }
+  });
+
+  test('the pseudonym is keyed: another SESSION_SECRET gives another one (a leaked log cannot be reversed with a dictionary)', async () => {
+    const other = await startServer({ env: { SESSION_SECRET: 'b'.repeat(64) } });
+    try {
+      const mine = parsed(server.logs).find((r) => r.event === 'login_failed' && String(r.user).startsWith('unknown:'));
+      await request(other, 'POST', '/api/login', { body: { username: TYPED_PASSPHRASE, password: WRONG_PASSWORD } });
+      const theirs = parsed(other.logs).find((r) => r.event === 'login_failed');
+      assert.match(String(theirs?.user), PSEUDONYM);
+      assert.ok(mine);
+      assert.notEqual(theirs?.user, mine.user);
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -5,8 +5,11 @@ import { NAME_PATTERN, PASSWORD_MAX_LENGTH } from '../../shared/protocol.ts';
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import { limitKey, type AddressOf } from '../security/client-address.ts';
-import type { LoginLimiter } from '../security/login-throttle.ts';
+import { DEVICE_COOKIE, type DeviceCookies } from '../security/device-cookie.ts';
+import type { Pseudonym } from '../security/log-pseudonym.ts';
+import type { LoginGuard } from '../security/login-throttle.ts';
 import { dummyPasswordHash, hashPassword, passwordPolicyError, verifyPassword, type HashLimiter } from '../security/passwords.ts';
+import type { RegistrationLimit } from '../security/registration-limit.ts';
 import type { Revocations } from '../store/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
 import { sendBusy, sendError } from './errors.ts';
@@ -15,12 +18,18 @@ import { SESSION_COOKIE, SESSION_COOKIE_OPTIONS, sessionUser } from './session.t
 export type AuthDeps = {
   config: Config;
   store: ParleyStore;
-  throttle: LoginLimiter;
+  throttle: LoginGuard;
   /** Password hashing slots: logins and password changes in one queue, registrations in another. */
   hashing: { login: HashLimiter; register: HashLimiter };
   revocations: Revocations;
   log: AuditLog;
   addressOf: AddressOf;
+  /** Signed "this browser signed in here before" cookies: such a browser is not subject to the account lock. */
+  deviceCookies: DeviceCookies;
+  /** Registrations per client address. */
+  registrations: RegistrationLimit;
+  /** What a failed login logs for a name that is no account. */
+  pseudonym: Pseudonym;
 };
 
 /** Exactly these string fields, nothing else (no prototype keys, no extra data). */
@@ -38,22 +47,14 @@ function stringFields<K extends string>(body: unknown, keys: readonly K[]): Reco
   return out;
 }
 
-/**
- * What a failed login may log as the user: only something shaped like a username. People
- * type passwords into the username field; ASVS 16.2.5: no credentials in logs.
- */
-function loggable(username: string): string {
-  return NAME_PATTERN.test(username) ? username : '(not a username)';
-}
-
 /** Usernames are compared lowercase, so "Alice" and "alice" are one account. */
 function normalizeUsername(raw: string): string {
   return raw.trim().toLowerCase();
 }
 
-function retryAfter(res: Response, ms: number): void {
+function retryAfter(res: Response, ms: number, error = 'too_many_attempts', message = 'Too many failed attempts. Wait a moment and try again.'): void {
   res.set('Retry-After', String(Math.max(1, Math.ceil(ms / 1000))));
-  sendError(res, 429, 'too_many_attempts', 'Too many failed attempts. Wait a moment and try again.');
+  sendError(res, 429, error, message);
 }
 
 /** Through the store, not req.session: an expired session was already destroyed by now. */
@@ -70,7 +71,7 @@ function destroy(req: Request): Promise<void> {
 }
 
 export function authRoutes(deps: AuthDeps): Router {
-  const { config, store, throttle, hashing, revocations, log, addressOf } = deps;
+  const { config, store, throttle, hashing, revocations, log, addressOf, deviceCookies, registrations, pseudonym } = deps;
   const router = Router();
 
   router.post('/register', async (req, res) => {
@@ -82,6 +83,14 @@ export function authRoutes(deps: AuthDeps): Router {
     }
     const policy = passwordPolicyError(body.password, username);
     if (policy) return sendError(res, 400, 'weak_password', policy);
+    // Cheap accounts multiply every per-user limit: a budget per address (IPv6: per /64),
+    // taken before the hash so parallel requests cannot all pass first. No name logged:
+    // the account does not exist, and people type passphrases into the username field.
+    const wait = registrations.take(limitKey(addressOf(req)));
+    if (wait > 0) {
+      log('register_refused', { reason: 'rate_limited', ip: addressOf(req) });
+      return retryAfter(res, wait, 'too_many_registrations', 'Too many new accounts from your network. Try again later.');
+    }
     const hash = await hashing.register.run(() => hashPassword(body.password));
     if (hash === undefined) return sendBusy(res);
     // Registration has to say when a name is taken; login never says whether one exists.
@@ -98,21 +107,28 @@ export function authRoutes(deps: AuthDeps): Router {
     if (!body) return sendError(res, 400, 'bad_request', 'Send {"username": "...", "password": "..."}.');
     const username = normalizeUsername(body.username);
     const ip = addressOf(req);
-    const wait = await throttle.retryAfter(username, limitKey(ip));
-    if (wait > 0) {
-      log('login_throttled', { user: loggable(username), ip });
-      return retryAfter(res, wait);
-    }
     const user = NAME_PATTERN.test(username) ? await store.findUser(username) : undefined;
+    // ASVS 16.2.5: the typed name reaches the log only when it names an account; people
+    // type passphrases into the username field.
+    const who = user ? user.name : pseudonym(username);
+    // A browser that signed in as this account before is not subject to the account lock
+    // (OWASP device cookies); every other attempt meets the (account, address), address and
+    // account limits. attempt() counts it against the device or (account, address) at once,
+    // so parallel guesses cannot all pass before one is counted; settle() finishes the count.
+    const attempt = { account: username, address: limitKey(ip), device: deviceCookies.deviceFor(req.headers.cookie, username) };
+    const verdict = await throttle.attempt(attempt);
+    if (verdict.waitMs > 0) {
+      log('login_throttled', { user: who, ip });
+      return retryAfter(res, verdict.waitMs);
+    }
     // Always run one hash verification, so timing does not tell whether the user exists.
     const ok = await hashing.login.run(async () => verifyPassword(body.password, user?.passwordHash ?? (await dummyPasswordHash())));
     if (ok === undefined) return sendBusy(res);
+    await throttle.settle(attempt, verdict, ok && user !== undefined);
     if (!ok || !user) {
-      await throttle.failed(username, limitKey(ip));
-      log('login_failed', { user: loggable(username), ip });
+      log('login_failed', { user: who, ip, ...(verdict.trusted ? { reason: 'known_device' } : {}) });
       return sendError(res, 401, 'invalid_credentials', 'Wrong username or password.');
     }
-    await throttle.succeeded(username);
     // ASVS 7.2.4: a new session id at login defeats session fixation. A session this browser
     // already had ends here, and so do its sockets.
     const previous = req.session?.user ? req.sessionID : undefined;
@@ -125,6 +141,8 @@ export function authRoutes(deps: AuthDeps): Router {
     // ASVS 7.4.3: bound to the password it was verified against (read with the hash above).
     req.session.credentialVersion = user.credentialVersion;
     await save(req);
+    // A fresh nonce on every login (OWASP): this browser is now a known one for this account.
+    res.cookie(DEVICE_COOKIE, deviceCookies.issue(user.name), deviceCookies.options);
     log('login', { user: user.name, ip });
     res.status(200).json({ username: user.name });
   });
