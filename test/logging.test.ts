@@ -26,6 +26,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 describe('audit log over a full session (register → … → logout)', () => {
   let server: TestServer;
   let cookie: string;
+  let renewed = "";
   let captured = '';
   const secrets: Record<string, string> = {};
 
@@ -66,7 +67,9 @@ describe('audit log over a full session (register → … → logout)', () => {
       // The password change ends the user's live sockets: that is the ws_close event.
       await withTimeout(client.closed, 3000, 'socket close after the password change');
 
-      const out = await request(server, 'POST', '/api/logout', { cookie, body: {} });
+      // This browser stays signed in under a fresh session id (sessions are bound to the password).
+      renewed = sessionCookie(changed);
+      const out = await request(server, 'POST', '/api/logout', { cookie: renewed, body: {} });
       assert.equal(out.status, 204);
     } finally {
       process.stdout.write = originalOut;
@@ -87,6 +90,7 @@ describe('audit log over a full session (register → … → logout)', () => {
       'the wrong password': WRONG_PASSWORD,
       'the message text': MESSAGE_MARKER,
       'the forged cookie sent to the upgrade': 'forgedSessionId0123456789abcdef',
+      'the session cookie after the password change': renewed.slice(renewed.indexOf('=') + 1),
     });
   });
   after(() => server.close());

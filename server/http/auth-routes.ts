@@ -169,14 +169,17 @@ export function authRoutes(deps: AuthDeps): Router {
     const body = stringFields(req.body, ['currentPassword', 'newPassword'] as const);
     if (!body) return sendError(res, 400, 'bad_request', 'Send {"currentPassword": "...", "newPassword": "..."}.');
     const ip = addressOf(req);
-    const wait = await throttle.retryAfter(user, limitKey(ip));
-    if (wait > 0) return retryAfter(res, wait);
+    // Re-entering the current password is a password guess like a login: the same throttle,
+    // checked and charged in one step before the hash (parallel guesses cannot all pass).
+    const attempt = { account: user, address: limitKey(ip), device: deviceCookies.deviceFor(req.headers.cookie, user) };
+    const verdict = await throttle.attempt(attempt);
+    if (verdict.waitMs > 0) return retryAfter(res, verdict.waitMs);
     const stored = await store.findUser(user);
     if (!stored) return sendError(res, 401, 'unauthenticated', 'Not signed in.');
     const ok = await hashing.login.run(() => verifyPassword(body.currentPassword, stored.passwordHash));
     if (ok === undefined) return sendBusy(res);
+    await throttle.settle(attempt, verdict, ok);
     if (!ok) {
-      await throttle.failed(user, limitKey(ip));
       log('password_change_failed', { user, ip });
       return sendError(res, 401, 'invalid_credentials', 'The current password is wrong.');
     }
