@@ -2,6 +2,7 @@
 // may need to change is here, with a safe default; docs/protocol.md lists them all.
 // A bad value fails at start with a message that names the variable.
 import path from 'node:path';
+import proxyAddr from 'proxy-addr';
 
 /** Controls a lab or a test may switch off. Production never does: see unsafeDisabled(). */
 export const CONTROLS = ['origin', 'csrf', 'session', 'connection-cap', 'rate-limit', 'sanitize'] as const;
@@ -61,7 +62,17 @@ export type Config = {
     abuseThreshold: number;
     heartbeatMs: number;
     maxBufferedBytes: number;
+    /** How long a socket may stay over maxBufferedBytes without catching up before it is dropped. */
+    slowConsumerGraceMs: number;
+    /** Over this many unsent bytes a socket is dropped at once: memory stays bounded. */
+    maxBufferedHardBytes: number;
+    /** Messages per history page (join, "load older"). */
+    historyPageSize: number;
   };
+  /** How long a graceful shutdown waits for clients to complete the close handshake. */
+  shutdownDrainMs: number;
+  /** PostgreSQL connections per instance. */
+  databasePoolSize: number;
   timeouts: { tlsHandshakeMs: number; headersMs: number; requestMs: number; keepAliveMs: number };
   http: {
     /** Largest JSON request body (413 beyond). */
@@ -76,6 +87,12 @@ export type Config = {
 };
 
 export class ConfigError extends Error {}
+
+/** Read-only after start: nothing may change a limit or switch a control once the server runs. */
+function deepFreeze<T extends object>(value: T): T {
+  for (const field of Object.values(value)) if (typeof field === 'object' && field !== null && !(field instanceof Set)) deepFreeze(field);
+  return Object.freeze(value);
+}
 
 type Env = Record<string, string | undefined>;
 
@@ -119,7 +136,13 @@ function trustProxy(raw: string | undefined): Config['trustProxy'] {
   if (raw === undefined || raw === '' || raw === 'false') return false;
   if (raw === 'true') return true;
   if (/^\d+$/.test(raw)) return Number(raw);
-  return raw; // e.g. "loopback" or "10.0.0.0/8" — passed to proxy-addr
+  // e.g. "loopback" or "10.0.0.0/8, 192.0.2.7" — what proxy-addr accepts; checked now, not at the first request.
+  try {
+    proxyAddr.compile(raw.split(',').map((s) => s.trim()));
+  } catch {
+    throw new ConfigError('TRUST_PROXY must be false, true, a hop count, or a comma list of addresses, subnets or loopback/linklocal/uniquelocal.');
+  }
+  return raw;
 }
 
 /** A connection URL with one of the given schemes; the message never echoes it (it may hold a password). */
@@ -175,8 +198,9 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     throw new ConfigError('SESSION_SECRET must be at least 32 bytes (use 64 random hex characters).');
   }
   const maxPayload = int(env, 'WS_MAX_PAYLOAD', 64 * 1024, 1024, 64 * 1024);
+  const maxBufferedBytes = int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024);
 
-  return {
+  return deepFreeze({
     port,
     host,
     appOrigins,
@@ -222,8 +246,13 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       messageBurst: int(env, 'WS_MESSAGE_BURST', 30, 1, 1_000_000),
       abuseThreshold: int(env, 'WS_ABUSE_THRESHOLD', 20, 1, 1_000_000),
       heartbeatMs: seconds(env, 'WS_HEARTBEAT_SECONDS', 30, 0.1, 3600),
-      maxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+      maxBufferedBytes,
+      slowConsumerGraceMs: seconds(env, 'WS_SLOW_CONSUMER_GRACE_SECONDS', 1, 0.1, 60),
+      maxBufferedHardBytes: int(env, 'WS_MAX_BUFFERED_HARD_BYTES', 16 * maxBufferedBytes, maxBufferedBytes, 4 * 1024 * 1024 * 1024),
+      historyPageSize: int(env, 'HISTORY_PAGE_SIZE', 50, 1, 500),
     },
+    shutdownDrainMs: seconds(env, 'SHUTDOWN_DRAIN_SECONDS', 5, 0, 60),
+    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     timeouts: {
       tlsHandshakeMs: seconds(env, 'TLS_HANDSHAKE_TIMEOUT_SECONDS', 10, 0.1, 120),
       headersMs: seconds(env, 'HEADERS_TIMEOUT_SECONDS', 10, 0.1, 60),
@@ -236,5 +265,5 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     },
     logRepeatWindowMs: seconds(env, 'LOG_REPEAT_WINDOW_SECONDS', 10, 0.1, 3600),
     disabled: unsafeDisabled(env, host),
-  };
+  });
 }

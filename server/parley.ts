@@ -26,15 +26,14 @@ import { loadCertificate, tlsOptions, type Certificate } from './tls.ts';
 import { createWsSide, type WsSide } from './ws/server.ts';
 import { refuse } from './ws/upgrade-gate.ts';
 
-/** How long a graceful shutdown waits for clients to complete the close handshake. */
-const SHUTDOWN_DRAIN_MS = 5000;
-
 export type Parley = {
   server: https.Server;
   port: number;
   certificate: Certificate;
   store: ParleyStore;
   ws: WsSide;
+  /** Live sockets of a user (tests and tooling: read, never reach into the registry). */
+  connectionsOf: (user: string) => number;
   close: () => Promise<void>;
 };
 
@@ -133,6 +132,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     certificate,
     store,
     ws,
+    connectionsOf: (user) => ws.registry.ofUser(user).size,
     close: async () => {
       // Graceful shutdown, in this order: stop accepting (no new connections, no new upgrades);
       // tell every client to reconnect (1001) after the frames already queued for it; wait,
@@ -148,7 +148,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
       server.closeIdleConnections();
       const open = [...ws.registry.all()];
       ws.closeAll();
-      const deadline = Date.now() + SHUTDOWN_DRAIN_MS;
+      const deadline = Date.now() + config.shutdownDrainMs;
       while (ws.registry.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
       for (const connection of [...ws.registry.all()]) connection.terminate(); // did not answer the close in time
       // Frames already received finish their handlers (and their commits) before the store closes.

@@ -8,7 +8,6 @@ export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{1,31}$/;
 export const LOBBY = 'lobby';
 export const MAX_TEXT_LENGTH = 2000;
 export const MAX_CLIENT_ID_LENGTH = 64;
-export const HISTORY_PAGE_SIZE = 50;
 
 // ---- client → server -------------------------------------------------------
 

@@ -65,6 +65,8 @@ function connection() {
       onClose: () => {},
       log: (event) => events.push(event),
       maxBufferedBytes: LIMIT,
+      slowConsumerGraceMs: 1000, // the defaults (WS_SLOW_CONSUMER_GRACE_SECONDS, WS_MAX_BUFFERED_HARD_BYTES = 16 × limit)
+      maxBufferedHardBytes: 16 * LIMIT,
       touchEveryMs: 60_000,
     },
   );

@@ -452,7 +452,7 @@ describe('backpressure (WS_MAX_BUFFERED_BYTES 64 KiB)', () => {
     const wrongDrops = server.logs.filter((l) => l.includes('"ws_dropped_slow_consumer"') && !l.includes('"user":"slow"'));
     assert.deepEqual(wrongDrops, [], 'only the client that stopped reading may be dropped');
     assert.ok(dropped(), 'the slow consumer was dropped');
-    assert.equal(server.parley.ws.registry.ofUser('slow').size, 0, 'the server holds no connection for the slow user');
+    assert.equal(server.parley.connectionsOf('slow'), 0, 'the server holds no connection for the slow user');
 
     // Flooder: every message acked, in order.
     const acks = flooder.frames.filter((f) => f.type === 'ack');

@@ -144,8 +144,8 @@ async function closeClient(client: Client): Promise<void> {
 /** Waits until the server has let go of a user's closed sockets (the registry is the cap's count). */
 async function untilCount(server: TestServer, user: string, count: number): Promise<void> {
   const deadline = Date.now() + 2000;
-  while (server.parley.ws.registry.count(user) > count) {
-    if (Date.now() > deadline) assert.fail(`server still counts ${server.parley.ws.registry.count(user)} connections for ${user}`);
+  while (server.parley.connectionsOf(user) > count) {
+    if (Date.now() > deadline) assert.fail(`server still counts ${server.parley.connectionsOf(user)} connections for ${user}`);
     await sleep(10);
   }
 }
@@ -355,7 +355,7 @@ describe('upgrade gate: per-user connection cap', () => {
     assert.ok(clients.length <= 2, `at most 2 may open, ${clients.length} did`);
     assert.equal(clients.length, 2, 'with no socket open before, exactly 2 open');
     assert.deepEqual(statuses, [429, 429, 429, 429]);
-    assert.equal(server.parley.ws.registry.count('capfrank'), 2);
+    assert.equal(server.parley.connectionsOf('capfrank'), 2);
     await Promise.all(clients.map(closeClient));
   });
 });

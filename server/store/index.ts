@@ -33,7 +33,7 @@ const START_WAIT_MS = 30_000;
 
 export async function openBackend(config: Config, log: AuditLog, sessionExpiresAt: SessionExpiry): Promise<Backend> {
   const data: ParleyStore = config.databaseUrl
-    ? await PostgresStore.open(config.databaseUrl, sessionExpiresAt, log, START_WAIT_MS)
+    ? await PostgresStore.open(config.databaseUrl, sessionExpiresAt, log, START_WAIT_MS, config.databasePoolSize)
     : new SqliteStore(config.dataDir, sessionExpiresAt);
   if (!config.redisUrl) return { store: data, revocations: new Revocations(), bus: undefined, loginThrottle: new LoginThrottle(config.login) };
 

@@ -146,10 +146,10 @@ export class PostgresStore implements ParleyStore {
   }
 
   /** Connects, applies migrations (waiting for the database for up to `waitMs`), and returns the store. */
-  static async open(url: string, sessionExpiresAt: SessionExpiry, log: AuditLog, waitMs = 30_000): Promise<PostgresStore> {
+  static async open(url: string, sessionExpiresAt: SessionExpiry, log: AuditLog, waitMs = 30_000, poolSize = 10): Promise<PostgresStore> {
     const pool = new pg.Pool({
       connectionString: url,
-      max: 10,
+      max: poolSize, // DATABASE_POOL_SIZE
       // Fail fast while the database is away: a request gets a 503, it does not hang.
       connectionTimeoutMillis: 3000,
       // A stalled database must not hang handlers (and their sockets' queues) without end.

@@ -12,10 +12,6 @@ import { CLOSE, type ClientFrame, type ErrorCode, type ServerFrame } from '../..
 import type { AuditLog } from '../security/audit-log.ts';
 import type { FrameReader } from './frames.ts';
 
-/** How long a peer may stay over WS_MAX_BUFFERED_BYTES before it counts as a slow consumer. */
-const DRAIN_GRACE_MS = 1000;
-/** Over this multiple of the limit the peer is dropped at once: memory stays bounded. */
-const HARD_BOUND_FACTOR = 16;
 
 type FrameOptions = { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean };
 /** ws's own framer (exported by ws as `Sender`; not declared in @types/ws). */
@@ -58,6 +54,10 @@ export type ConnectionDeps = {
   onClose: (connection: Connection) => void;
   log: AuditLog;
   maxBufferedBytes: number;
+  /** How long a peer may stay over maxBufferedBytes before it counts as a slow consumer. */
+  slowConsumerGraceMs: number;
+  /** Over this the peer is dropped at once: memory stays bounded. */
+  maxBufferedHardBytes: number;
   /** How often socket activity may move the session's idle deadline. */
   touchEveryMs: number;
 };
@@ -208,12 +208,12 @@ export class Connection {
     const buffered = this.bufferedAmount;
     const limit = this.#deps.maxBufferedBytes;
     if (buffered <= limit) return;
-    if (buffered > limit * HARD_BOUND_FACTOR) return this.#drop(buffered);
+    if (buffered > this.#deps.maxBufferedHardBytes) return this.#drop(buffered);
     if (!this.#drainCheck) {
       this.#drainCheck = setTimeout(() => {
         this.#drainCheck = undefined;
         if (this.isOpen && this.bufferedAmount > limit) this.#drop(this.bufferedAmount);
-      }, DRAIN_GRACE_MS);
+      }, this.#deps.slowConsumerGraceMs);
       this.#drainCheck.unref();
     }
   }

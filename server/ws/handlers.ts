@@ -5,7 +5,7 @@
 // allows (docs/decisions/015-authorize-before-act.md): a subscription receives nothing until
 // the check confirms it, a message is inserted by a statement that checks membership itself,
 // and a history page read after a check is checked again before it is sent.
-import { HISTORY_PAGE_SIZE, LOBBY, type ClientFrame, type ErrorCode } from '../../shared/protocol.ts';
+import { LOBBY, type ClientFrame, type ErrorCode } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { RepeatLog } from '../security/repeat-log.ts';
 import { StoreUnavailableError, type ParleyStore } from '../store/store.ts';
@@ -21,6 +21,7 @@ export type HandlerDeps = {
   log: AuditLog;
   /** Refusals a socket repeats are logged once per window (security/repeat-log.ts). */
   logRepeated: RepeatLog;
+  historyPageSize: number;
   /** With several instances: tell the others that this user's rooms changed. */
   onMembershipChanged?: ((user: string) => void) | undefined;
 };
@@ -33,7 +34,7 @@ const NOT_A_MEMBER: Refusal = { ok: false, code: 'forbidden', message: 'You are 
 
 type Handler<T extends ClientFrame['type']> = (connection: Connection, frame: Extract<ClientFrame, { type: T }>) => Promise<void>;
 
-export function createHandlers({ store, fanout, registry, sanitize, log, logRepeated, onMembershipChanged }: HandlerDeps) {
+export function createHandlers({ store, fanout, registry, sanitize, log, logRepeated, historyPageSize, onMembershipChanged }: HandlerDeps) {
   async function access(room: string, user: string): Promise<Access> {
     const found = await store.findRoom(room);
     if (!found) return NO_SUCH_ROOM;
@@ -62,7 +63,7 @@ export function createHandlers({ store, fanout, registry, sanitize, log, logRepe
 
   /** Sends a history page only if the reader may still read the room once it is read. */
   async function sendHistory(connection: Connection, room: string, before?: number): Promise<boolean> {
-    const page = await store.history(room, HISTORY_PAGE_SIZE, before);
+    const page = await store.history(room, historyPageSize, before);
     // Re-check after the read: a removal that committed meanwhile may precede messages in the page.
     const still = await access(room, connection.user);
     if (!still.ok) return false;

@@ -63,6 +63,7 @@ export function createWsSide(deps: WsDeps): WsSide {
     sanitize: deps.sanitize,
     log,
     logRepeated: createRepeatLog(log, config.logRepeatWindowMs),
+    historyPageSize: config.ws.historyPageSize,
     onMembershipChanged: bus && ((user) => bus.publishMembership(user)),
   });
   // An invite or removal made on another instance: refresh this user's sockets here too.
@@ -105,6 +106,8 @@ export function createWsSide(deps: WsDeps): WsSide {
     sessionDeadline,
     log,
     maxBufferedBytes: config.ws.maxBufferedBytes,
+    slowConsumerGraceMs: config.ws.slowConsumerGraceMs,
+    maxBufferedHardBytes: config.ws.maxBufferedHardBytes,
     touchEveryMs: Math.min(60_000, config.session.idleMs / 4),
     onClose: (connection: Connection) => {
       fanout.dropAll(connection);

@@ -56,12 +56,13 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       HOST: '127.0.0.1',
       APP_ORIGIN: `https://localhost:${port}`,
       DATA_DIR: dataDir,
+      // The test-only way to switch one control off, to show its test can fail: the lab
+      // switch, on loopback, as a workshop uses it (config is read-only once loaded).
+      ...(options.disabled ? { PARLEY_UNSAFE_DISABLE: options.disabled.join(',') } : {}),
       ...options.env,
     },
     [],
   );
-  // The test-only injection point: switch one control off to show its test can fail.
-  if (options.disabled) config.disabled = new Set(options.disabled);
   const logs: string[] = [];
   const parley = await startParley(config, {
     log: createAuditLog((line) => logs.push(line)),

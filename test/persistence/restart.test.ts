@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HISTORY_PAGE_SIZE } from '../../shared/protocol.ts';
+import { loadConfig } from '../../server/config.ts';
 import { joined, login, open, request, signUp, startServer, type Client, type TestServer } from '../helpers/server.ts';
 
 const FAST = { WS_MESSAGES_PER_SECOND: '10000', WS_MESSAGE_BURST: '10000' };
-const COUNT = HISTORY_PAGE_SIZE * 2 + 7;
+const COUNT = loadConfig({}, []).ws.historyPageSize * 2 + 7; // three pages at the default page size
 
 /** Every message of a room, through the paginated history frames a client sees. */
 async function fullHistory(client: Client, room: string): Promise<Array<{ id: number; user: string; html: string }>> {
