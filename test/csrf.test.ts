@@ -2,6 +2,7 @@
 // Every attack is a real HTTPS request carrying the victim's cookie (as a browser would if
 // SameSite were absent), and is asserted to be refused before the route runs.
 // Run: npx node --test test/csrf.test.ts
+import { SESSION_COOKIE } from '../server/http/session.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PASSWORD, register, request, signUp, startServer, type Reply, type RequestOptions, type TestServer } from './helpers/server.ts';
@@ -152,7 +153,7 @@ describe('CSRF guard on state-changing API routes', () => {
     test('login with Origin + Sec-Fetch-Site: same-origin + JSON is accepted (200) and sets the session cookie', async () => {
       const reply = await request(server, 'POST', '/api/login', { body: { username: 'alice', password: PASSWORD }, headers: sameOrigin });
       assert.equal(reply.status, 200, reply.text);
-      assert.ok(setCookies(reply).some((c) => c.startsWith('__Host-parley.sid=')));
+      assert.ok(setCookies(reply).some((c) => c.startsWith(`${SESSION_COOKIE}=`)));
     });
 
     test('a JSON Content-Type with a charset parameter is accepted', async () => {

@@ -3,7 +3,7 @@
 // errors are small JSON bodies with no internals. Run: npx node --test test/headers.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TRUSTED_TYPES_POLICIES } from '../server/http/headers.ts';
+import { TRUSTED_TYPES_POLICIES } from '../shared/trusted-types.ts';
 import { request, signUp, startServer, type Reply, type TestServer } from './helpers/server.ts';
 
 /** Directive name → its source list. A repeated directive is an error (browsers ignore the repeat). */

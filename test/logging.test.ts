@@ -1,6 +1,7 @@
 // Tests for server/security/audit-log.ts and server/security/client-address.ts: security
 // events are logged as one JSON line each, and no secret (cookie, session id, password,
 // message text) ever reaches a log line. Run: npx node --test test/logging.test.ts
+import { SESSION_COOKIE } from '../server/http/session.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, joined, register, request, sessionCookie, startServer, type Client, type TestServer } from './helpers/server.ts';
@@ -9,7 +10,7 @@ const FIRST_PASSWORD = 'first-secret-passphrase-ab12cd';
 const SECOND_PASSWORD = 'second-secret-passphrase-ef34gh';
 const WRONG_PASSWORD = 'wrong-secret-passphrase-ij56kl';
 const MESSAGE_MARKER = 'msg-marker-3c5e7a9b1d-do-not-log';
-const FORGED_COOKIE = '__Host-parley.sid=s%3AforgedSessionId0123456789abcdef.forgedSignatureXYZ';
+const FORGED_COOKIE = `${SESSION_COOKIE}=s%3AforgedSessionId0123456789abcdef.forgedSignatureXYZ`;
 const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 type LogRecord = { ts: string; event: string; [key: string]: unknown };

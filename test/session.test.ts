@@ -3,6 +3,7 @@
 // logout, idle and absolute timeouts enforced by the server, hashed ids at rest, the
 // secret file's mode, and a password change ending the user's other sessions.
 // Run: npx node --test test/session.test.ts
+import { SESSION_COOKIE } from '../server/http/session.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -12,7 +13,7 @@ import { DatabaseSync } from 'node:sqlite';
 import cookieSignature from 'cookie-signature';
 import { PASSWORD, connect, joined, login, register, request, sessionCookie, signUp, sleep, startServer, type Reply, type TestServer } from './helpers/server.ts';
 
-const COOKIE_NAME = '__Host-parley.sid';
+const COOKIE_NAME = SESSION_COOKIE;
 
 function setCookies(reply: Reply): string[] {
   const value = reply.headers['set-cookie'];

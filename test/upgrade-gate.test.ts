@@ -3,6 +3,7 @@
 // Run: npx node --test test/upgrade-gate.test.ts
 // Refusals are observed over a raw TLS socket, so the test sees exactly what the server
 // wrote (status line, JSON body) and that it then closed the connection.
+import { SESSION_COOKIE } from '../server/http/session.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -152,7 +153,7 @@ async function untilCount(server: TestServer, user: string, count: number): Prom
 
 /** A cookie whose signature was made with a secret the server does not have. */
 function forgedCookie(id: string): string {
-  return `__Host-parley.sid=${encodeURIComponent('s:' + cookieSignature.sign(id, 'attacker-secret-attacker-secret-1234'))}`;
+  return `${SESSION_COOKIE}=${encodeURIComponent('s:' + cookieSignature.sign(id, 'attacker-secret-attacker-secret-1234'))}`;
 }
 
 /** Flips one character of the signature of a real cookie. */
@@ -161,7 +162,7 @@ function tamperedCookie(cookie: string): string {
   const dot = value.lastIndexOf('.');
   const signature = value.slice(dot + 1);
   const flipped = (signature[0] === 'A' ? 'B' : 'A') + signature.slice(1);
-  return `__Host-parley.sid=${encodeURIComponent(value.slice(0, dot + 1) + flipped)}`;
+  return `${SESSION_COOKIE}=${encodeURIComponent(value.slice(0, dot + 1) + flipped)}`;
 }
 
 // ASVS 4.4.1–4.4.4 / OWASP WebSocket cheat sheet: path, exact Origin allowlist and session checked at the handshake.
@@ -265,7 +266,7 @@ describe('upgrade gate: refusals are plain HTTP statuses and the socket is close
   });
 
   test('upgrade with an unsigned cookie value (a bare attacker-chosen id) is refused 401', async () => {
-    await refused(server, { cookie: `__Host-parley.sid=${crypto.randomBytes(18).toString('base64url')}` }, 401, 'unauthenticated', 'session');
+    await refused(server, { cookie: `${SESSION_COOKIE}=${crypto.randomBytes(18).toString('base64url')}` }, 401, 'unauthenticated', 'session');
   });
 
   test('upgrade with a real session id but a tampered signature is refused 401', async () => {
@@ -435,7 +436,7 @@ describe('upgrade gate: per-address throttle of refused upgrades', () => {
     await refused(server, {}, 429, 'too_many_failures', 'throttled');
     await refused(server, { origin: 'https://evil.test', cookie }, 429, 'too_many_failures', 'throttled');
     await refused(server, { path: '/nope', cookie }, 429, 'too_many_failures', 'throttled');
-    const forged = await connect(server, { cookie: '__Host-parley.sid=s%3Aforged.sig' });
+    const forged = await connect(server, { cookie: `${SESSION_COOKIE}=s%3Aforged.sig` });
     assert.equal(refusedStatus(forged), 429, JSON.stringify(forged));
   });
 

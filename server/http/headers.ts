@@ -2,10 +2,9 @@
 // Observatory: a strict CSP with Trusted Types, HSTS, and isolation headers.
 import type { RequestHandler } from 'express';
 import helmet from 'helmet';
+import { TRUSTED_TYPES_POLICIES } from '../../shared/trusted-types.ts';
 import type { Config } from '../config.ts';
 
-/** The Trusted Types policies the client may create: ours, and DOMPurify's own for parsing. */
-export const TRUSTED_TYPES_POLICIES = ['parley', 'dompurify'];
 
 export function securityHeaders(config: Config): RequestHandler {
   // connect-src: 'self' covers same-origin wss: in current browsers; the explicit wss:

@@ -1,6 +1,7 @@
 // Test harness: a real Parley over real HTTPS/WSS on an ephemeral loopback port, with a
 // temporary DATA_DIR, plus small clients that let a test play attacker: any Origin, any
 // cookie, any header. No mocks: the server under test is the one users run.
+import { SESSION_COOKIE } from '../../server/http/session.ts';
 import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -132,7 +133,7 @@ export function request(server: TestServer, method: string, urlPath: string, opt
 /** The `name=value` pair of the session cookie from a Set-Cookie header, for a Cookie header. */
 export function sessionCookie(reply: Reply): string {
   const setCookie = reply.headers['set-cookie'] ?? [];
-  const line = (Array.isArray(setCookie) ? setCookie : [setCookie]).find((c) => c.startsWith('__Host-parley.sid='));
+  const line = (Array.isArray(setCookie) ? setCookie : [setCookie]).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
   if (!line) throw new Error(`no session cookie in reply ${reply.status} ${reply.text}`);
   return line.split(';')[0]!;
 }
