@@ -11,6 +11,7 @@ import type { WebSocket } from 'ws';
 import { CLOSE, type ClientFrame, type ErrorCode, type ServerFrame } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { FrameReader } from './frames.ts';
+import { flushAtEndOfTurn } from './write-batcher.ts';
 
 
 type FrameOptions = { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean };
@@ -31,19 +32,6 @@ export function textFrame(json: string | Buffer): TextFrame {
   const payload = typeof json === 'string' ? Buffer.from(json) : json;
   const [header, data] = Sender.frame(payload, TEXT_FRAME) as [Buffer, Buffer?];
   return (data ? Buffer.concat([header, data], header.length + data.length) : header) as TextFrame;
-}
-
-/** Connections with frames queued this turn; flushed together in the check phase. */
-let dirty: Connection[] = [];
-/** The other list, swapped in at each flush: no array is allocated per turn. */
-let flushing: Connection[] = [];
-let flushScheduled = false;
-
-function flushDirty(): void {
-  flushScheduled = false;
-  [flushing, dirty] = [dirty, flushing];
-  for (const connection of flushing) connection.flush();
-  flushing.length = 0;
 }
 
 export type ConnectionDeps = {
@@ -150,13 +138,7 @@ export class Connection {
    */
   sendFrame(frame: TextFrame): void {
     if (this.#closed || this.#ws.readyState !== OPEN) return;
-    if (this.#out.length === 0) {
-      dirty.push(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flushDirty);
-      }
-    }
+    if (this.#out.length === 0) flushAtEndOfTurn(this);
     this.#out.push(frame);
     this.#outBytes += frame.length;
     // Per delivery, so the cheap bound first; the exact check reads the socket's buffer.
