@@ -106,7 +106,9 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     ...(options.dev ? { passThrough: (req) => String(req.headers['sec-websocket-protocol'] ?? '').startsWith('vite-') } : {}),
   });
   server.on('upgrade', ws.onUpgrade);
-  // A client that never sends a byte still holds a socket; the TLS handshake timeout cuts it.
+  // Silences handshake failures (scanners, TLS 1.0 clients, a client that never finishes before
+  // TLS_HANDSHAKE_TIMEOUT_SECONDS): Node would otherwise log nothing but keep an 'error' path
+  // open; the socket is already destroyed, and there is nothing a client could be told.
   server.on('tlsClientError', () => {});
   if (options.dev) await options.dev.attach(server);
 
