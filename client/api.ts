@@ -1,7 +1,7 @@
 // Typed wrappers for Parley's HTTP JSON API. Every call is same-origin: the session
 // lives in an HttpOnly cookie this code can never read (ASVS 3.3.4: a session token is
 // out of reach of script), and the browser adds the Origin header the server checks.
-import type { ApiError, Credentials, Me, PasswordChange } from '../shared/protocol.ts';
+import { ApiError, check, Me, type Credentials, type PasswordChange } from '../shared/protocol.ts';
 
 /** Give up on a request that hangs, so the UI never waits forever. */
 const TIMEOUT_MS = 15_000;
@@ -90,10 +90,10 @@ async function toHttpError(response: Response): Promise<HttpError> {
   let code = `http_${response.status}`;
   let message = fallbackMessage(response.status);
   try {
-    const body: unknown = await response.json();
-    if (isApiError(body)) {
-      code = body.error;
-      message = body.message;
+    const body = check(ApiError, await response.json());
+    if (body.ok) {
+      code = body.value.error;
+      message = body.value.message;
     }
   } catch {
     // Not JSON (a proxy's error page, say): keep the generic message.
@@ -102,17 +102,9 @@ async function toHttpError(response: Response): Promise<HttpError> {
 }
 
 async function readMe(response: Response): Promise<Me> {
-  const body: unknown = await response.json().catch(() => null);
-  if (typeof body === 'object' && body !== null && typeof (body as Me).username === 'string') {
-    return { username: (body as Me).username };
-  }
+  const body = check(Me, await response.json().catch(() => null));
+  if (body.ok) return body.value;
   throw new HttpError(response.status, 'bad_response', 'The server sent an unexpected answer.');
-}
-
-function isApiError(body: unknown): body is ApiError {
-  if (typeof body !== 'object' || body === null) return false;
-  const { error, message } = body as Partial<ApiError>;
-  return typeof error === 'string' && typeof message === 'string';
 }
 
 function fallbackMessage(status: number): string {

@@ -2,8 +2,8 @@
 // backoff + jitter, validating every frame before anyone else sees it, and reporting a
 // visible connection state. It knows nothing about rooms or the DOM; ui/chat-screen.ts
 // listens to its events.
-import { CLOSE, NAME_PATTERN, isServerFrame } from '../shared/protocol.ts';
-import type { ChatMessage, ClientFrame, RoomInfo, ServerFrame } from '../shared/protocol.ts';
+import { CLOSE, parseServerFrame } from '../shared/protocol.ts';
+import type { ClientFrame, ServerFrame } from '../shared/protocol.ts';
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline';
 
@@ -114,7 +114,9 @@ export class ChatSocket {
       this.#emit('open', undefined);
     };
     ws.onmessage = (event: MessageEvent) => {
-      const frame = parseServerFrame(event.data);
+      // The server is trusted, but a frame is still checked against its schema before the UI
+      // relies on its shape (ASVS 2.2.1; OWASP WS cheat sheet: validate in both directions).
+      const frame = typeof event.data === 'string' ? parseServerFrame(event.data) : null; // JSON text frames only
       if (frame) this.#emit('frame', frame);
       else console.warn('Parley: ignored a malformed frame from the server');
     };
@@ -195,59 +197,4 @@ export class ChatSocket {
       }
     }
   }
-}
-
-// ---- frame validation ----------------------------------------------------------
-// The server is trusted, but a frame is still checked for the shape the UI relies on
-// before it goes further (ASVS 2.2.1; OWASP WebSocket Security Cheat Sheet: validate
-// every message, in both directions).
-
-function parseServerFrame(data: unknown): ServerFrame | null {
-  if (typeof data !== 'string') return null; // Parley only speaks JSON text frames
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(data);
-  } catch {
-    return null;
-  }
-  return isServerFrame(parsed) && hasExpectedFields(parsed) ? parsed : null;
-}
-
-function hasExpectedFields(frame: ServerFrame): boolean {
-  switch (frame.type) {
-    case 'rooms':
-      return typeof frame.user === 'string' && Array.isArray(frame.rooms) && frame.rooms.every(isRoomInfo);
-    case 'history':
-      return isName(frame.room) && Array.isArray(frame.messages) && frame.messages.every(isChatMessage) && typeof frame.more === 'boolean';
-    case 'message':
-      return isName(frame.room) && isChatMessage(frame);
-    case 'ack':
-      return typeof frame.clientId === 'string' && isId(frame.id);
-    case 'error':
-      return (
-        typeof frame.code === 'string' &&
-        typeof frame.message === 'string' &&
-        (frame.clientId === undefined || typeof frame.clientId === 'string')
-      );
-  }
-}
-
-function isName(value: unknown): value is string {
-  return typeof value === 'string' && NAME_PATTERN.test(value);
-}
-
-function isId(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value);
-}
-
-function isRoomInfo(value: unknown): value is RoomInfo {
-  if (typeof value !== 'object' || value === null) return false;
-  const room = value as Partial<RoomInfo>;
-  return isName(room.name) && typeof room.private === 'boolean' && (room.owner === null || typeof room.owner === 'string');
-}
-
-function isChatMessage(value: unknown): value is ChatMessage {
-  if (typeof value !== 'object' || value === null) return false;
-  const message = value as Partial<ChatMessage>;
-  return isId(message.id) && typeof message.user === 'string' && typeof message.html === 'string' && Number.isFinite(message.ts);
 }

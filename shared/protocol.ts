@@ -1,48 +1,99 @@
-// The Parley wire protocol: every frame either side may send, and the runtime
-// validators for the frames that cross a trust boundary. Server and client
-// both import this file, so the two can never disagree about a field.
+// The Parley wire protocol: every message that crosses a trust boundary, declared once as a
+// schema (valibot), with its TypeScript type inferred from that schema. The server checks
+// client frames and HTTP bodies with it; the client checks server frames and API answers with
+// it; the cluster bus checks what other instances publish with it. Nothing is cast: a value has
+// a protocol type only after its schema said so.
 // Documented for humans in docs/protocol.md — keep the two in step.
+//
+// Adding a frame type: declare its schema below and add it to ClientFrame (or ServerFrame),
+// handle it (server/ws/handlers.ts: the compiler lists the missing handler), document it.
+//
+// Why valibot: small in the browser bundle (only what is used is bundled), no `new Function`
+// (it runs under Parley's strict CSP), strict objects refuse unknown keys — `__proto__` and
+// `constructor` included — and its output is a fresh object holding only the declared fields.
+import * as v from 'valibot';
 
 /** Room and user names: lowercase ASCII only, so look-alikes and `__proto__` cannot exist. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{1,31}$/;
 export const LOBBY = 'lobby';
 export const MAX_TEXT_LENGTH = 2000;
 export const MAX_CLIENT_ID_LENGTH = 64;
+export const PASSWORD_MIN_LENGTH = 12;
+export const PASSWORD_MAX_LENGTH = 1024;
+
+// ---- fields ----------------------------------------------------------------
+
+const name = (field: string) =>
+  v.pipe(v.string(), v.regex(NAME_PATTERN, `"${field}" must be 2–32 characters: a–z, 0–9, "_" or "-", starting with a letter or digit.`));
+const messageText = v.pipe(
+  v.string('"text" must be a string.'),
+  v.maxLength(MAX_TEXT_LENGTH, `"text" must be non-empty text of at most ${MAX_TEXT_LENGTH} characters.`),
+  v.check((text) => text.trim().length > 0, `"text" must be non-empty text of at most ${MAX_TEXT_LENGTH} characters.`),
+);
+const clientId = v.pipe(
+  v.string(),
+  v.minLength(1, `"clientId" must be a string of 1–${MAX_CLIENT_ID_LENGTH} characters.`),
+  v.maxLength(MAX_CLIENT_ID_LENGTH, `"clientId" must be a string of 1–${MAX_CLIENT_ID_LENGTH} characters.`),
+);
+/** A stored message's id: a positive safe integer (ids come from the database). */
+const messageId = (field: string) => v.pipe(v.number(), v.safeInteger(`"${field}" must be a positive integer.`), v.minValue(1, `"${field}" must be a positive integer.`));
+const timestamp = v.pipe(v.number(), v.finite());
 
 // ---- client → server -------------------------------------------------------
 
-export type JoinFrame = { type: 'join'; room: string };
-export type SendFrame = { type: 'send'; room: string; text: string; clientId?: string };
-export type HistoryRequestFrame = { type: 'history'; room: string; before: number };
-export type CreateFrame = { type: 'create'; room: string };
-export type InviteFrame = { type: 'invite'; room: string; user: string };
-export type RemoveFrame = { type: 'remove'; room: string; user: string };
-export type ClientFrame = JoinFrame | SendFrame | HistoryRequestFrame | CreateFrame | InviteFrame | RemoveFrame;
+export const JoinFrame = v.strictObject({ type: v.literal('join'), room: name('room') });
+export const SendFrame = v.strictObject({ type: v.literal('send'), room: name('room'), text: messageText, clientId: v.optional(clientId) });
+export const HistoryRequestFrame = v.strictObject({ type: v.literal('history'), room: name('room'), before: messageId('before') });
+export const CreateFrame = v.strictObject({ type: v.literal('create'), room: name('room') });
+export const InviteFrame = v.strictObject({ type: v.literal('invite'), room: name('room'), user: name('user') });
+export const RemoveFrame = v.strictObject({ type: v.literal('remove'), room: name('room'), user: name('user') });
+export const ClientFrame = v.variant('type', [JoinFrame, SendFrame, HistoryRequestFrame, CreateFrame, InviteFrame, RemoveFrame]);
+
+export type JoinFrame = v.InferOutput<typeof JoinFrame>;
+export type SendFrame = v.InferOutput<typeof SendFrame>;
+export type HistoryRequestFrame = v.InferOutput<typeof HistoryRequestFrame>;
+export type CreateFrame = v.InferOutput<typeof CreateFrame>;
+export type InviteFrame = v.InferOutput<typeof InviteFrame>;
+export type RemoveFrame = v.InferOutput<typeof RemoveFrame>;
+export type ClientFrame = v.InferOutput<typeof ClientFrame>;
 
 // ---- server → client -------------------------------------------------------
 
-export type RoomInfo = { name: string; private: boolean; owner: string | null };
-export type ChatMessage = { id: number; user: string; html: string; ts: number };
+export const ERROR_CODES = [
+  'bad_json',
+  'bad_frame',
+  'unknown_type',
+  'no_such_room',
+  'no_such_user',
+  'forbidden',
+  'room_exists',
+  'rate_limited',
+  'too_complex',
+  'empty_message',
+  'session_expired',
+  'server_busy',
+  'internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
-export type RoomsFrame = { type: 'rooms'; user: string; rooms: RoomInfo[] };
-export type HistoryFrame = { type: 'history'; room: string; messages: ChatMessage[]; more: boolean };
-export type MessageFrame = { type: 'message'; room: string } & ChatMessage;
-export type AckFrame = { type: 'ack'; clientId: string; id: number };
-export type ErrorFrame = { type: 'error'; code: ErrorCode; message: string; clientId?: string };
-export type ServerFrame = RoomsFrame | HistoryFrame | MessageFrame | AckFrame | ErrorFrame;
+export const RoomInfo = v.strictObject({ name: name('name'), private: v.boolean(), owner: v.nullable(name('owner')) });
+export const ChatMessage = v.strictObject({ id: messageId('id'), user: name('user'), html: v.string(), ts: timestamp });
 
-export type ErrorCode =
-  | 'bad_json'
-  | 'bad_frame'
-  | 'unknown_type'
-  | 'no_such_room'
-  | 'no_such_user'
-  | 'forbidden'
-  | 'room_exists'
-  | 'rate_limited'
-  | 'session_expired'
-  | 'server_busy'
-  | 'internal';
+export const RoomsFrame = v.strictObject({ type: v.literal('rooms'), user: name('user'), rooms: v.array(RoomInfo) });
+export const HistoryFrame = v.strictObject({ type: v.literal('history'), room: name('room'), messages: v.array(ChatMessage), more: v.boolean() });
+export const MessageFrame = v.strictObject({ type: v.literal('message'), room: name('room'), ...ChatMessage.entries });
+export const AckFrame = v.strictObject({ type: v.literal('ack'), clientId, id: messageId('id') });
+export const ErrorFrame = v.strictObject({ type: v.literal('error'), code: v.picklist(ERROR_CODES), message: v.string(), clientId: v.optional(v.string()) });
+export const ServerFrame = v.variant('type', [RoomsFrame, HistoryFrame, MessageFrame, AckFrame, ErrorFrame]);
+
+export type RoomInfo = v.InferOutput<typeof RoomInfo>;
+export type ChatMessage = v.InferOutput<typeof ChatMessage>;
+export type RoomsFrame = v.InferOutput<typeof RoomsFrame>;
+export type HistoryFrame = v.InferOutput<typeof HistoryFrame>;
+export type MessageFrame = v.InferOutput<typeof MessageFrame>;
+export type AckFrame = v.InferOutput<typeof AckFrame>;
+export type ErrorFrame = v.InferOutput<typeof ErrorFrame>;
+export type ServerFrame = v.InferOutput<typeof ServerFrame>;
 
 /** WebSocket close codes Parley uses (RFC 6455 §7.4.1). */
 export const CLOSE = {
@@ -53,115 +104,74 @@ export const CLOSE = {
   invalidPayload: 1007, // sent by ws for invalid UTF-8 in a text frame
   policyViolation: 1008, // session ended, rate-limit abuse
   tooBig: 1009, // frame over maxPayload (sent by ws)
-  tryAgainLater: 1013, // the session store is unreachable: reconnect later
+  tryAgainLater: 1013, // the session store or the cluster bus is unreachable: reconnect later
 } as const;
 
-// ---- validation ------------------------------------------------------------
+// ---- HTTP API --------------------------------------------------------------
+
+/** A cap on each string field: a megabyte "password" never reaches the hash function. */
+const bodyString = v.pipe(v.string(), v.maxLength(PASSWORD_MAX_LENGTH * 4));
+export const Credentials = v.strictObject({ username: bodyString, password: bodyString });
+export const PasswordChange = v.strictObject({ currentPassword: bodyString, newPassword: bodyString });
+export const Me = v.strictObject({ username: name('username') });
+export const ApiError = v.object({ error: v.string(), message: v.string() });
+
+export type Credentials = v.InferOutput<typeof Credentials>;
+export type PasswordChange = v.InferOutput<typeof PasswordChange>;
+export type Me = v.InferOutput<typeof Me>;
+export type ApiError = v.InferOutput<typeof ApiError>;
+
+// ---- checking --------------------------------------------------------------
 
 export type Invalid = { ok: false; code: ErrorCode; message: string };
 export type Valid<T> = { ok: true; value: T };
 
-const FIELDS: Record<ClientFrame['type'], Record<string, 'name' | 'text' | 'int' | 'clientId'>> = {
-  join: { room: 'name' },
-  send: { room: 'name', text: 'text', clientId: 'clientId' },
-  history: { room: 'name', before: 'int' },
-  create: { room: 'name' },
-  invite: { room: 'name', user: 'name' },
-  remove: { room: 'name', user: 'name' },
-};
-const OPTIONAL = new Set(['clientId']);
-
-function invalid(code: ErrorCode, message: string): Invalid {
-  return { ok: false, code, message };
+/** Checks `input` against `schema`; the value, or the first problem as a sentence. */
+export function check<S extends v.GenericSchema>(schema: S, input: unknown): Valid<v.InferOutput<S>> | Invalid {
+  const result = v.safeParse(schema, input);
+  return result.success ? { ok: true, value: result.output } : { ok: false, code: 'bad_frame', message: describe(result.issues[0]) };
 }
 
-function checkField(kind: 'name' | 'text' | 'int' | 'clientId', value: unknown): boolean {
-  switch (kind) {
-    case 'name':
-      return typeof value === 'string' && NAME_PATTERN.test(value);
-    case 'text':
-      return typeof value === 'string' && value.trim().length > 0 && value.length <= MAX_TEXT_LENGTH;
-    case 'int':
-      return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
-    case 'clientId':
-      return typeof value === 'string' && value.length > 0 && value.length <= MAX_CLIENT_ID_LENGTH;
-  }
+/** One issue as a short sentence; never echoes more than 32 characters of what the sender wrote. */
+function describe(issue: v.BaseIssue<unknown>): string {
+  const key = issue.path?.at(-1)?.key;
+  const field = typeof key === 'string' ? key.slice(0, 32) : undefined;
+  if (issue.kind === 'schema' && issue.expected === 'never' && field !== undefined) return `Unknown field "${field}".`;
+  if (issue.kind === 'schema' && issue.received === 'undefined' && field !== undefined) return `Missing field "${field}".`;
+  if (issue.message.startsWith('"')) return issue.message; // our own field messages
+  return field === undefined ? 'A frame must be a JSON object of a known shape.' : `"${field}" has the wrong type or value.`;
 }
+
+const CLIENT_TYPES: ReadonlySet<string> = new Set(ClientFrame.options.map((option) => option.entries.type.literal));
 
 /**
- * Strict schema check for one parsed client frame (ASVS 4.4 / OWASP WS cheat sheet:
- * validate every message). Unknown types and unknown or missing fields are refused;
- * only own keys of a plain object are read, so `__proto__`, `constructor` and
- * friends are just unknown fields.
+ * Parse and check one client text frame (ASVS 4.4 / OWASP WS cheat sheet: validate every
+ * message). Unknown types, unknown or missing fields and wrong types are refused; the value
+ * holds only the declared fields.
  */
-export function validateClientFrame(input: unknown): Valid<ClientFrame> | Invalid {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    return invalid('bad_frame', 'A frame must be a JSON object.');
-  }
-  const keys = Object.keys(input);
-  const record = input as Record<string, unknown>;
-  const type = Object.hasOwn(record, 'type') ? record['type'] : undefined;
-  if (typeof type !== 'string' || !Object.hasOwn(FIELDS, type)) {
-    return invalid('unknown_type', 'Unknown frame type.');
-  }
-  const spec = FIELDS[type as ClientFrame['type']];
-  for (const key of keys) {
-    if (key !== 'type' && !Object.hasOwn(spec, key)) return invalid('bad_frame', `Unknown field "${key.slice(0, 32)}".`);
-  }
-  for (const [field, kind] of Object.entries(spec)) {
-    if (!Object.hasOwn(record, field)) {
-      if (OPTIONAL.has(field)) continue;
-      return invalid('bad_frame', `Missing field "${field}".`);
-    }
-    if (!checkField(kind, record[field])) return invalid('bad_frame', describe(field, kind));
-  }
-  // Copy into a fresh object so nothing but the checked own fields travels further.
-  const value: Record<string, unknown> = { type };
-  for (const field of Object.keys(spec)) if (Object.hasOwn(record, field)) value[field] = record[field];
-  return { ok: true, value: value as ClientFrame };
-}
-
-function describe(field: string, kind: 'name' | 'text' | 'int' | 'clientId'): string {
-  switch (kind) {
-    case 'name':
-      return `"${field}" must be 2–32 characters: a–z, 0–9, "_" or "-", starting with a letter or digit.`;
-    case 'text':
-      return `"${field}" must be non-empty text of at most ${MAX_TEXT_LENGTH} characters.`;
-    case 'int':
-      return `"${field}" must be a positive integer.`;
-    case 'clientId':
-      return `"${field}" must be a string of 1–${MAX_CLIENT_ID_LENGTH} characters.`;
-  }
-}
-
-/** Parse and validate one text frame. */
 export function parseClientFrame(text: string): Valid<ClientFrame> | Invalid {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return invalid('bad_json', 'The frame is not valid JSON.');
+    return { ok: false, code: 'bad_json', message: 'The frame is not valid JSON.' };
   }
-  return validateClientFrame(parsed);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return { ok: false, code: 'bad_frame', message: 'A frame must be a JSON object.' };
+  }
+  const type = Object.hasOwn(parsed, 'type') ? (parsed as { type: unknown }).type : undefined;
+  if (typeof type !== 'string' || !CLIENT_TYPES.has(type)) return { ok: false, code: 'unknown_type', message: 'Unknown frame type.' };
+  return check(ClientFrame, parsed);
 }
 
-/**
- * Light runtime check the client applies to server frames before it trusts their shape.
- * The server is trusted for content (it sanitized `html`), but the client still renders
- * defensively: see client/render.ts.
- */
-export function isServerFrame(input: unknown): input is ServerFrame {
-  if (typeof input !== 'object' || input === null) return false;
-  const type = (input as { type?: unknown }).type;
-  return type === 'rooms' || type === 'history' || type === 'message' || type === 'ack' || type === 'error';
+/** Parse and check one server text frame (the client's side of the same rule). */
+export function parseServerFrame(text: string): ServerFrame | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const result = v.safeParse(ServerFrame, parsed);
+  return result.success ? result.output : null;
 }
-
-// ---- HTTP API --------------------------------------------------------------
-
-export type Credentials = { username: string; password: string };
-export type PasswordChange = { currentPassword: string; newPassword: string };
-export type ApiError = { error: string; message: string };
-export type Me = { username: string };
-
-export const PASSWORD_MIN_LENGTH = 12;
-export const PASSWORD_MAX_LENGTH = 1024;

@@ -1,7 +1,8 @@
 // The account API: register, login, logout, me, password. Every body is checked at this
 // trust boundary before anything else reads it.
 import { Router, type Request, type Response } from 'express';
-import { NAME_PATTERN, PASSWORD_MAX_LENGTH } from '../../shared/protocol.ts';
+import type * as v from 'valibot';
+import { check, Credentials, NAME_PATTERN, PasswordChange } from '../../shared/protocol.ts';
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import { limitKey, type AddressOf } from '../security/client-address.ts';
@@ -32,19 +33,10 @@ export type AuthDeps = {
   pseudonym: Pseudonym;
 };
 
-/** Exactly these string fields, nothing else (no prototype keys, no extra data). */
-function stringFields<K extends string>(body: unknown, keys: readonly K[]): Record<K, string> | undefined {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
-  const own = Object.keys(body);
-  if (own.length !== keys.length || !keys.every((k) => own.includes(k))) return undefined;
-  const out = {} as Record<K, string>;
-  for (const key of keys) {
-    const value = (body as Record<string, unknown>)[key];
-    // The cap stops a megabyte "password" from reaching the hash function.
-    if (typeof value !== 'string' || value.length > PASSWORD_MAX_LENGTH * 4) return undefined;
-    out[key] = value;
-  }
-  return out;
+/** A body checked against its schema (shared/protocol.ts): exactly its fields, nothing else. */
+function bodyOf<S extends typeof Credentials | typeof PasswordChange>(schema: S, body: unknown): v.InferOutput<S> | undefined {
+  const result = check(schema, body);
+  return result.ok ? result.value : undefined;
 }
 
 /** Usernames are compared lowercase, so "Alice" and "alice" are one account. */
@@ -75,7 +67,7 @@ export function authRoutes(deps: AuthDeps): Router {
   const router = Router();
 
   router.post('/register', async (req, res) => {
-    const body = stringFields(req.body, ['username', 'password'] as const);
+    const body = bodyOf(Credentials, req.body);
     if (!body) return sendError(res, 400, 'bad_request', 'Send {"username": "...", "password": "..."}.');
     const username = normalizeUsername(body.username);
     if (!NAME_PATTERN.test(username)) {
@@ -103,7 +95,7 @@ export function authRoutes(deps: AuthDeps): Router {
   });
 
   router.post('/login', async (req, res) => {
-    const body = stringFields(req.body, ['username', 'password'] as const);
+    const body = bodyOf(Credentials, req.body);
     if (!body) return sendError(res, 400, 'bad_request', 'Send {"username": "...", "password": "..."}.');
     const username = normalizeUsername(body.username);
     const ip = addressOf(req);
@@ -166,7 +158,7 @@ export function authRoutes(deps: AuthDeps): Router {
   router.post('/password', async (req, res) => {
     const user = sessionUser(req, config.session);
     if (!user) return sendError(res, 401, 'unauthenticated', 'Not signed in.');
-    const body = stringFields(req.body, ['currentPassword', 'newPassword'] as const);
+    const body = bodyOf(PasswordChange, req.body);
     if (!body) return sendError(res, 400, 'bad_request', 'Send {"currentPassword": "...", "newPassword": "..."}.');
     const ip = addressOf(req);
     // Re-entering the current password is a password guess like a login: the same throttle,
