@@ -13,7 +13,7 @@ import { createAddressOf } from './security/client-address.ts';
 import { createOriginCheck } from './security/origin.ts';
 import { HashLimiter } from './security/passwords.ts';
 import { sanitizeMessage } from './security/sanitize.ts';
-import { openBackend } from './store/index.ts';
+import { openBackend } from './backends.ts';
 import type { ParleyStore } from './store/store.ts';
 import { loadCertificate, tlsOptions, type Certificate } from './tls.ts';
 import { createWsSide, type WsSide } from './ws/server.ts';
@@ -41,8 +41,10 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   const log = options.log ?? createAuditLog();
   const certificate = await loadCertificate(config);
   // SQLite, or PostgreSQL and/or Redis when configured: the only place that knows which.
-  const { store, revocations, bus, loginThrottle } = await openBackend(config, log, (data) => sessionExpiresAt(data, config.session));
-  const sessionParser = createSessionParser(config, store, loadSessionSecret(config));
+  // The session secret also keys the cluster bus's envelopes (never stored in Redis).
+  const sessionSecret = loadSessionSecret(config);
+  const { store, revocations, bus, loginThrottle } = await openBackend(config, log, (data) => sessionExpiresAt(data, config.session), sessionSecret);
+  const sessionParser = createSessionParser(config, store, sessionSecret);
   const checkOrigin = createOriginCheck(config.appOrigins);
   const addressOf = createAddressOf(config.trustProxy);
   // Lab/test switch: with 'sanitize' disabled, raw text is stored and broadcast as HTML.

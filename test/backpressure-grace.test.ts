@@ -66,6 +66,7 @@ function connection() {
       log: (event) => events.push(event),
       maxBufferedBytes: LIMIT,
       touchEveryMs: 60_000,
+      recheckMs: 3_600_000,
     },
   );
   const dropped = () => events.includes('ws_dropped_slow_consumer');

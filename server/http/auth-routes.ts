@@ -7,7 +7,7 @@ import type { AuditLog } from '../security/audit-log.ts';
 import { limitKey, type AddressOf } from '../security/client-address.ts';
 import type { LoginLimiter } from '../security/login-throttle.ts';
 import { dummyPasswordHash, hashPassword, passwordPolicyError, verifyPassword, type HashLimiter } from '../security/passwords.ts';
-import type { Revocations } from '../store/revocations.ts';
+import type { Revocations } from '../cluster/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
 import { sendBusy, sendError } from './errors.ts';
 import { SESSION_COOKIE, SESSION_COOKIE_OPTIONS, sessionUser } from './session.ts';
@@ -130,6 +130,8 @@ export function authRoutes(deps: AuthDeps): Router {
   router.post('/logout', async (req, res) => {
     const user = req.session?.user;
     if (user) {
+      // Decision 013: a logout the other instances cannot hear about is refused, not half done.
+      if (!revocations.up) return sendBusy(res);
       const sid = req.sessionID;
       await destroy(req);
       // ASVS 7.4.1: logout ends the session everywhere it is used, live sockets included.
@@ -170,6 +172,8 @@ export function authRoutes(deps: AuthDeps): Router {
     if (hash === undefined) return sendBusy(res);
     // ASVS 7.4.3: a password change ends the user's other sessions and every live socket —
     // first, so a failure below cannot leave a changed password with the old sessions alive.
+    // Refused (503) while the other instances could not hear the revocation (decision 013).
+    if (!revocations.up) return sendBusy(res);
     await store.sessions.destroyAllOf(user, req.sessionID);
     revocations.publish({ kind: 'user', user, reason: 'password_changed' });
     await store.setPasswordHash(user, hash);

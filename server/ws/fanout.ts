@@ -27,10 +27,11 @@ export class Fanout {
     for (const room of [...connection.rooms]) this.unsubscribe(room, connection);
   }
 
-  broadcast(room: string, frame: ServerFrame): void {
+  /** `json`: the frame already serialized by the caller (the cluster fan-out shares it with the bus). */
+  broadcast(room: string, frame: ServerFrame, json?: string): void {
     const set = this.#rooms.get(room);
     if (!set || set.size === 0) return;
-    const framed = textFrame(JSON.stringify(frame));
+    const framed = textFrame(json ?? JSON.stringify(frame));
     for (const connection of set) connection.sendFrame(framed);
   }
 }
