@@ -137,7 +137,7 @@ export function createWsSide(deps: WsDeps): WsSide {
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (bus.up) return gate(req, socket, head);
     socket.on('error', () => socket.destroy());
-    log('upgrade_refused', { reason: 'bus_down', status: 503 });
+    log('upgrade_refused', { reason: 'bus_down', status: 503, ip: deps.addressOf(req) });
     refuse(socket, { status: 503, error: 'server_busy', message: 'The server is busy. Try again in a moment.' });
   };
 
