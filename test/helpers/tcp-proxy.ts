@@ -1,8 +1,10 @@
 // A TCP forwarder on loopback that a test can break on purpose, between one Parley instance
 // and Redis (or any service): `cut()` resets every connection through it and refuses new ones
 // (a network partition as the instance sees it: its connections drop, reconnects fail);
-// `stall()` keeps the connections open but forwards nothing (a silently dead link: no error,
-// no close, just no answer); `resume()` undoes either, and new connections go through again.
+// `stall()` keeps the connections open but forwards nothing and drops what is sent (a
+// black-holed link: no error, no close, no answer); `resume()` lets new connections through
+// again — the stalled ones are reset then, as a black-holed TCP connection ends up, since the
+// bytes they lost cannot be replayed.
 import net from 'node:net';
 
 export type TcpProxy = {
@@ -18,7 +20,10 @@ export type TcpProxy = {
 };
 
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
-  const pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
+  type Pair = { client: net.Socket; upstream: net.Socket };
+  const pairs = new Set<Pair>();
+  const stalled = new WeakSet<Pair>();
+  const discard = () => {};
   let state: 'open' | 'cut' | 'stalled' = 'open';
 
   const server = net.createServer((client) => {
@@ -34,12 +39,19 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     const pair = { client, upstream };
     pairs.add(pair);
     client.on('close', () => pairs.delete(pair));
-    if (state === 'open') flow(pair);
+    if (state === 'stalled') blackhole(pair);
+    else {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    }
   });
 
-  function flow({ client, upstream }: { client: net.Socket; upstream: net.Socket }): void {
-    client.pipe(upstream);
-    upstream.pipe(client);
+  function blackhole(pair: Pair): void {
+    stalled.add(pair);
+    pair.client.unpipe(pair.upstream);
+    pair.upstream.unpipe(pair.client);
+    pair.client.on('data', discard);
+    pair.upstream.on('data', discard);
   }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
@@ -57,19 +69,18 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     },
     stall: () => {
       state = 'stalled';
-      // Unpiped and paused, the sockets read nothing, so nothing is forwarded either way; the
-      // TCP connections stay up and the kernel keeps acknowledging what it buffers.
-      for (const { client, upstream } of pairs) {
-        client.unpipe(upstream);
-        upstream.unpipe(client);
-        client.pause();
-        upstream.pause();
-      }
+      // Unpiped, and what arrives is read and discarded: nothing is forwarded either way, and
+      // nothing sent meanwhile is delivered later. The TCP connections stay up.
+      for (const pair of pairs) blackhole(pair);
     },
     resume: () => {
-      const was = state;
       state = 'open';
-      if (was === 'stalled') for (const pair of pairs) flow(pair);
+      for (const pair of [...pairs]) {
+        if (!stalled.has(pair)) continue;
+        pair.client.resetAndDestroy();
+        pair.upstream.destroy();
+        pairs.delete(pair);
+      }
     },
     get open() {
       return pairs.size;

@@ -200,6 +200,27 @@ describe('an instance whose Redis link drops (two instances, PostgreSQL, a cutta
     await cIsBack();
   });
 
+  test('outbox: a message committed on C whose publish died with the stalled link reaches A live once the link is back', async () => {
+    const reader = await joined(a, await login(a, 'erin'));
+    const writer = await joined(c, await login(c, 'fred'));
+    proxy.stall();
+    let id: number;
+    try {
+      // The link is silent but not yet declared dead (3 × REDIS_PING_SECONDS): the send is
+      // accepted and committed (PostgreSQL is not behind the proxy); its publish hangs, then fails
+      // when C drops the silent connection.
+      id = await send(writer, 'lobby', 'committed while the link was stalled');
+      await writer.closed; // C noticed the dead link (1013)
+    } finally {
+      proxy.resume();
+    }
+    // Bound: C reconnects within its backoff (≤ 2 s) and sends what it kept; asserted as 15 s.
+    const received = await reader.next('message', 15_000);
+    assert.equal(received.id, id);
+    reader.ws.close();
+    await cIsBack();
+  });
+
   test('Redis wiped (FLUSHALL): sockets on both instances do not outlive their lost sessions beyond SESSION_RECHECK_SECONDS', async () => {
     const onA = await joined(a, await login(a, 'gina'));
     const onC = await joined(c, await login(c, 'gina'));
