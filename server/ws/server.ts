@@ -97,6 +97,11 @@ export function createWsSide(deps: WsDeps): WsSide {
     return sessionExpiresAt(data, config.session);
   }
 
+  function tryAgainLater(connection: Connection): void {
+    connection.sendError('server_busy', 'The server lost contact with the other servers. Reconnecting…');
+    connection.close(CLOSE.tryAgainLater, 'try again later');
+  }
+
   const connectionDeps = {
     readFrame,
     handle,
@@ -124,6 +129,9 @@ export function createWsSide(deps: WsDeps): WsSide {
       const connection = new Connection(ws, identity, connectionDeps);
       registry.add(connection);
       log('ws_open', { user: identity.user, ip: identity.ip });
+      // The bus dropped while this handshake awaited the session store: treated as if it had
+      // been open when the bus was lost (below), since it may already have missed something.
+      if (!bus.up) return tryAgainLater(connection);
       store.roomsFor(identity.user).then(
         (rooms) => connection.send({ type: 'rooms', user: identity.user, rooms }),
         () => connection.sendError('internal', 'Could not load your rooms.'),
@@ -146,10 +154,7 @@ export function createWsSide(deps: WsDeps): WsSide {
   // to come back later (1013); reconnecting, it passes the gate again (a revoked session gets
   // 401), re-joins with a membership check and fills the gap from history.
   bus.onLost(() => {
-    for (const connection of [...registry.all()]) {
-      connection.sendError('server_busy', 'The server lost contact with the other servers. Reconnecting…');
-      connection.close(CLOSE.tryAgainLater, 'try again later');
-    }
+    for (const connection of [...registry.all()]) tryAgainLater(connection);
   });
 
   // ASVS 7.4.1/7.4.3: logout and password change end live sockets too, not only cookies.

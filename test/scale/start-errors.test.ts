@@ -1,7 +1,8 @@
 // Redis or PostgreSQL unreachable when an instance starts: it exits within
 // BACKEND_START_WAIT_SECONDS with one line that names the variable — never the URL, which may
 // carry a password — instead of a stack trace half a minute later.
-// Run: npx node --test test/scale/start-errors.test.ts
+// Also: the three waits this adds (SESSION_RECHECK_SECONDS, BACKEND_START_WAIT_SECONDS,
+// REDIS_PING_SECONDS) are validated at start. Run: npx node --test test/scale/start-errors.test.ts
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort, spawnParley } from '../helpers/services.ts';
@@ -30,3 +31,18 @@ for (const [variable, scheme] of [
     assert.ok(elapsed < 20_000, `took ${elapsed} ms`);
   });
 }
+
+test('the new waits are validated at start: defaults, and out-of-range values refused naming the variable', async () => {
+  const { ConfigError, loadConfig } = await import('../../server/config.ts');
+  const config = loadConfig({}, []);
+  assert.equal(config.session.recheckMs, 20_000);
+  assert.equal(config.backends.startWaitMs, 10_000);
+  assert.equal(config.backends.redisPingMs, 2_000);
+  for (const [name, value] of [
+    ['SESSION_RECHECK_SECONDS', '0'],
+    ['BACKEND_START_WAIT_SECONDS', 'soon'],
+    ['REDIS_PING_SECONDS', '-1'],
+  ] as const) {
+    assert.throws(() => loadConfig({ [name]: value }, []), (error: unknown) => error instanceof ConfigError && error.message.startsWith(name));
+  }
+});
