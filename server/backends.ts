@@ -59,8 +59,9 @@ async function within<T>(promise: Promise<T>, ms: number, variable: 'REDIS_URL' 
 }
 
 /**
- * `busKey`: derived from SESSION_SECRET by the caller (cluster/envelope.ts deriveBusKey);
- * it authenticates every bus envelope and is never stored in Redis.
+ * `sessionSecret`: the one every instance shares (the caller loads it: server/http/session.ts).
+ * The bus key is derived from it here (cluster/envelope.ts deriveBusKey); it authenticates
+ * every bus envelope and is never stored in Redis.
  */
 export async function openBackend(
   config: Config,
