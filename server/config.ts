@@ -25,7 +25,22 @@ export type Config = {
   /** postgres:// URL: users, rooms and messages in PostgreSQL instead of SQLite. */
   databaseUrl: string | undefined;
 
-  session: { idleMs: number; absoluteMs: number };
+  session: {
+    idleMs: number;
+    absoluteMs: number;
+    /**
+     * How often an open socket re-reads its session even when it sends nothing, so a session
+     * that vanished from the store (Redis restarted empty, a revocation notice lost) ends its
+     * sockets within this bound.
+     */
+    recheckMs: number;
+  };
+  /** Redis and PostgreSQL: how long a starting instance waits for them; how Redis links are watched. */
+  backends: {
+    startWaitMs: number;
+    /** A Redis connection is PINGed this often; no answer within 3 intervals = dead link, reconnected. */
+    redisPingMs: number;
+  };
   login: {
     /** Failed logins per (account, client address) before backoff starts; browsers without a trusted device cookie only. */
     accountFreeFailures: number;
@@ -215,6 +230,11 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     session: {
       idleMs: seconds(env, 'SESSION_IDLE_SECONDS', 30 * 60, 0.5, 7 * 24 * 3600),
       absoluteMs: seconds(env, 'SESSION_ABSOLUTE_SECONDS', 12 * 3600, 1, 30 * 24 * 3600),
+      recheckMs: seconds(env, 'SESSION_RECHECK_SECONDS', 20, 0.5, 3600),
+    },
+    backends: {
+      startWaitMs: seconds(env, 'BACKEND_START_WAIT_SECONDS', 10, 0.5, 300),
+      redisPingMs: seconds(env, 'REDIS_PING_SECONDS', 2, 0.1, 60),
     },
     login: {
       accountFreeFailures: int(env, 'LOGIN_ACCOUNT_FREE_FAILURES', 5, 1, 1000),

@@ -1,6 +1,7 @@
 // Start-up only: load config, start Parley, shut down gracefully.
 import path from 'node:path';
 import type { RequestHandler } from 'express';
+import { BackendStartError } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startParley, type ParleyOptions } from './parley.ts';
 
@@ -33,7 +34,18 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const parley = await startParley(config, config.dev ? { dev: await devOptions() } : {});
+  let parley;
+  try {
+    parley = await startParley(config, config.dev ? { dev: await devOptions() } : {});
+  } catch (error) {
+    // Redis or PostgreSQL unreachable at start: one line naming the variable (never its
+    // value: a URL may hold a password), not a stack trace.
+    if (error instanceof BackendStartError) {
+      process.stderr.write(`Cannot start: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
   const url = config.appOrigins[0];
   process.stderr.write(
     `\nParley is listening on https://${config.host}:${parley.port} — open ${url}\n` +

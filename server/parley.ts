@@ -13,14 +13,11 @@ import { createAddressOf } from './security/client-address.ts';
 import { deriveKey } from './security/derived-keys.ts';
 import { DeviceCookies } from './security/device-cookie.ts';
 import { createPseudonym } from './security/log-pseudonym.ts';
-import { LoginThrottle, type LoginGuard, type LoginLimiter } from './security/login-throttle.ts';
-import { RedisLoginThrottle } from './security/redis-login-throttle.ts';
 import { createOriginCheck } from './security/origin.ts';
 import { HashLimiter } from './security/passwords.ts';
 import { RegistrationLimit } from './security/registration-limit.ts';
 import { sanitizeMessage } from './security/sanitize.ts';
-import { openBackend } from './store/index.ts';
-import { redisClient } from './store/redis.ts';
+import { openBackend } from './backends.ts';
 import type { ParleyStore } from './store/store.ts';
 import { loadCertificate, tlsOptions, type Certificate } from './tls.ts';
 import { createWsSide, type WsSide } from './ws/server.ts';
@@ -49,11 +46,11 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   const log = options.log ?? createAuditLog();
   const certificate = await loadCertificate(config);
   // SQLite, or PostgreSQL and/or Redis when configured: the only place that knows which.
-  const backend = await openBackend(config, log, (data) => sessionExpiresAt(data, config.session));
-  const { revocations, bus } = backend;
-  const store = options.wrapStore ? options.wrapStore(backend.store) : backend.store;
-  const { guard: loginThrottle, close: closeLoginThrottle } = await loginGuard(config, log, backend.loginThrottle);
+  // The session secret also keys the cluster bus's envelopes (never stored in Redis), device cookies and log pseudonyms.
   const secret = loadSessionSecret(config);
+  const backend = await openBackend(config, log, (data) => sessionExpiresAt(data, config.session), secret);
+  const { revocations, bus, loginThrottle } = backend;
+  const store = options.wrapStore ? options.wrapStore(backend.store) : backend.store;
   const sessionParser = createSessionParser(config, store, secret);
   const checkOrigin = createOriginCheck(config.appOrigins);
   const addressOf = createAddressOf(config.trustProxy);
@@ -159,32 +156,8 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
       ws.stop();
       server.closeAllConnections(); // HTTP requests still running after the grace
       await Promise.race([httpClosed, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
-      await closeLoginThrottle();
       await store.close();
     },
   };
 }
 
-/**
- * MERGE BRIDGE, to delete once store/index.ts hands out the throttle of
- * security/redis-login-throttle.ts as Backend.loginThrottle (typed LoginGuard): until then
- * the backend's Redis throttle is the old one, so with REDIS_URL the new one runs here on a
- * connection of its own.
- */
-async function loginGuard(config: Config, log: AuditLog, fromBackend: LoginLimiter): Promise<{ guard: LoginGuard; close: () => Promise<void> }> {
-  if (fromBackend instanceof LoginThrottle || fromBackend instanceof RedisLoginThrottle) return { guard: fromBackend, close: async () => {} };
-  if (!config.redisUrl) return { guard: new LoginThrottle(config.login), close: async () => {} };
-  const client = redisClient(config.redisUrl, 'login-throttle', log);
-  await client.connect();
-  return {
-    guard: new RedisLoginThrottle(client, config.login),
-    close: async () => {
-      try {
-        if (client.isOpen) await client.close();
-        else client.destroy();
-      } catch {
-        // already closed
-      }
-    },
-  };
-}

@@ -68,6 +68,7 @@ function connection() {
       slowConsumerGraceMs: 1000, // the defaults (WS_SLOW_CONSUMER_GRACE_SECONDS, WS_MAX_BUFFERED_HARD_BYTES = 16 × limit)
       maxBufferedHardBytes: 16 * LIMIT,
       touchEveryMs: 60_000,
+      recheckMs: 3_600_000,
     },
   );
   const dropped = () => events.includes('ws_dropped_slow_consumer');

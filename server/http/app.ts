@@ -13,7 +13,7 @@ import type { LoginGuard } from '../security/login-throttle.ts';
 import type { OriginVerdict } from '../security/origin.ts';
 import type { HashLimiter } from '../security/passwords.ts';
 import type { RegistrationLimit } from '../security/registration-limit.ts';
-import type { Revocations } from '../store/revocations.ts';
+import type { Revocations } from '../cluster/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
 import { authRoutes } from './auth-routes.ts';
 import { csrfGuard } from './csrf.ts';

@@ -11,7 +11,7 @@ import type { Pseudonym } from '../security/log-pseudonym.ts';
 import type { LoginGuard } from '../security/login-throttle.ts';
 import { dummyPasswordHash, hashPassword, passwordPolicyError, verifyPassword, type HashLimiter } from '../security/passwords.ts';
 import type { RegistrationLimit } from '../security/registration-limit.ts';
-import type { Revocations } from '../store/revocations.ts';
+import type { Revocations } from '../cluster/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
 import { sendBusy, sendError } from './errors.ts';
 import { SESSION_COOKIE, SESSION_COOKIE_OPTIONS, sessionUser } from './session.ts';
@@ -142,6 +142,8 @@ export function authRoutes(deps: AuthDeps): Router {
   router.post('/logout', async (req, res) => {
     const user = req.session?.user;
     if (user) {
+      // Decision 013: a logout the other instances cannot hear about is refused, not half done.
+      if (!revocations.up) return sendBusy(res);
       const sid = req.sessionID;
       await destroy(req);
       // ASVS 7.4.1: logout ends the session everywhere it is used, live sockets included.
@@ -179,6 +181,8 @@ export function authRoutes(deps: AuthDeps): Router {
     if (policy) return sendError(res, 400, 'weak_password', policy);
     const hash = await hashing.login.run(() => hashPassword(body.newPassword));
     if (hash === undefined) return sendBusy(res);
+    // Refused (503) while the other instances could not hear the revocation (decision 013).
+    if (!revocations.up) return sendBusy(res);
     // ASVS 7.4.3: the new hash and a new credential version in one statement. From here on
     // every session created under the old version reads as ended — the other tabs and
     // devices, and a login that verified the old password a moment ago and saves its session

@@ -58,13 +58,6 @@ export type LoginGuard = {
   failed: (account: string, address: string) => void | Promise<void>;
 };
 
-/**
- * @deprecated The part of the old interface that store/redis.ts's former RedisLoginThrottle
- * still implements; delete it together with that class and type Backend.loginThrottle as
- * LoginGuard.
- */
-export type LoginLimiter = Pick<LoginGuard, 'retryAfter' | 'failed'>;
-
 /** The doubling lock after the free failures: 1 s, 2 s, 4 s … capped. */
 function backoffMs(failures: number, config: Config['login']): number {
   const over = failures - config.accountFreeFailures;

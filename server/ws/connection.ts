@@ -48,6 +48,8 @@ export type ConnectionDeps = {
   maxBufferedHardBytes: number;
   /** How often socket activity may move the session's idle deadline. */
   touchEveryMs: number;
+  /** SESSION_RECHECK_SECONDS: the longest a socket goes without re-reading its session. */
+  recheckMs: number;
 };
 
 export class Connection {
@@ -290,11 +292,16 @@ export class Connection {
     this.endSession('session expired');
   }
 
-  /** Wake up at the session's deadline; re-read it then (other tabs may have kept it alive). */
+  /**
+   * Wake up at the session's deadline, or after SESSION_RECHECK_SECONDS if that is sooner, and
+   * re-read the session then (other tabs may have kept it alive). The re-check bounds how long
+   * a socket that only listens outlives a session that vanished from the store without a
+   * revocation reaching it (Redis restarted empty, a notice lost: decision 013).
+   */
   #arm(): void {
     clearTimeout(this.#timer);
     if (this.#closed) return;
-    const delay = Math.max(0, Math.min(this.#expiresAt - Date.now(), 2 ** 31 - 1));
+    const delay = Math.max(0, Math.min(this.#expiresAt - Date.now(), this.#deps.recheckMs, 2 ** 31 - 1));
     this.#timer = setTimeout(async () => {
       const deadline = await this.#deps.sessionDeadline(this, false).catch(() => undefined);
       if (deadline === undefined || deadline <= Date.now()) return this.#sessionEnded();

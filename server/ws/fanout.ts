@@ -51,10 +51,11 @@ export class Fanout {
     return [...(this.#active.get(connection) ?? []), ...(this.#pending.get(connection) ?? [])];
   }
 
-  broadcast(room: string, frame: ServerFrame): void {
+  /** `json`: the frame already serialized by the caller (the cluster fan-out shares it with the bus). */
+  broadcast(room: string, frame: ServerFrame, json?: string): void {
     const set = this.#rooms.get(room);
     if (!set || set.size === 0) return;
-    const framed = textFrame(JSON.stringify(frame));
+    const framed = textFrame(json ?? JSON.stringify(frame));
     for (const connection of set) connection.sendFrame(framed);
   }
 }

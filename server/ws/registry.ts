@@ -6,7 +6,7 @@ import type { Connection } from './connection.ts';
 
 export class Registry {
   readonly #byUser = new Map<string, Set<Connection>>();
-  /** Keyed by the session id's hash: revocations name sessions by hash (server/store/revocations.ts). */
+  /** Keyed by the session id's hash: revocations name sessions by hash (server/cluster/revocations.ts). */
   readonly #bySidHash = new Map<string, Set<Connection>>();
   readonly #hashOf = new WeakMap<Connection, string>();
   readonly #pending = new Map<string, number>();

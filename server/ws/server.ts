@@ -1,5 +1,6 @@
 // The WebSocket side, assembled: ws server options, the gate, connections, heartbeat,
-// and the revocation subscription that makes live sockets follow their session.
+// the revocation subscription that makes live sockets follow their session, and what
+// happens when the cluster bus is lost (every socket closed 1013: decision 013).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
@@ -9,17 +10,17 @@ import { sessionExpiresAt, type SessionParser } from '../http/session.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { AddressOf } from '../security/client-address.ts';
 import type { OriginVerdict } from '../security/origin.ts';
+import type { ClusterBus } from '../cluster/bus.ts';
+import type { Revocations } from '../cluster/revocations.ts';
 import { createHostCheck } from '../security/host.ts';
 import { createRepeatLog } from '../security/repeat-log.ts';
-import type { Revocations } from '../store/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
-import { ClusterFanout, type RoomBus } from './cluster-fanout.ts';
+import { ClusterFanout } from './cluster-fanout.ts';
 import { Connection } from './connection.ts';
-import { Fanout } from './fanout.ts';
 import { createFrameReader } from './frames.ts';
 import { createHandlers } from './handlers.ts';
 import { Registry } from './registry.ts';
-import { createUpgradeGate } from './upgrade-gate.ts';
+import { createUpgradeGate, refuse } from './upgrade-gate.ts';
 
 export type WsDeps = {
   config: Config;
@@ -31,8 +32,8 @@ export type WsDeps = {
   log: AuditLog;
   sanitize: (text: string) => string;
   passThrough?: (req: IncomingMessage) => boolean;
-  /** With several instances (REDIS_URL): carries room messages to the others. */
-  bus?: RoomBus | undefined;
+  /** What instances tell each other (a LocalBus for one instance). */
+  bus: ClusterBus;
 };
 
 
@@ -54,8 +55,8 @@ export function createWsSide(deps: WsDeps): WsSide {
   });
   const registry = new Registry();
   const { bus } = deps;
-  // One instance: the local Fanout. Several: the same, plus Redis pub/sub to and from the others.
-  const fanout = bus ? new ClusterFanout(bus) : new Fanout();
+  // The local Fanout, plus the bus to and from the other instances (nothing, for one instance).
+  const fanout = new ClusterFanout(bus);
   const { handle, pushRooms } = createHandlers({
     store,
     fanout,
@@ -64,10 +65,10 @@ export function createWsSide(deps: WsDeps): WsSide {
     log,
     logRepeated: createRepeatLog(log, config.logRepeatWindowMs),
     historyPageSize: config.ws.historyPageSize,
-    onMembershipChanged: bus && ((user) => bus.publishMembership(user)),
+    onMembershipChanged: (user) => bus.publishMembership(user),
   });
   // An invite or removal made on another instance: refresh this user's sockets here too.
-  bus?.subscribeMembership((user) =>
+  bus.onMembership((user) =>
     void pushRooms(user).catch((error: unknown) =>
       log('server_error', { user, reason: 'membership_refresh', detail: error instanceof Error ? error.message : 'unknown' }),
     ),
@@ -100,6 +101,11 @@ export function createWsSide(deps: WsDeps): WsSide {
     return sessionExpiresAt(data, config.session);
   }
 
+  function tryAgainLater(connection: Connection): void {
+    connection.sendError('server_busy', 'The server lost contact with the other servers. Reconnecting…');
+    connection.close(CLOSE.tryAgainLater, 'try again later');
+  }
+
   const connectionDeps = {
     readFrame,
     handle,
@@ -109,13 +115,14 @@ export function createWsSide(deps: WsDeps): WsSide {
     slowConsumerGraceMs: config.ws.slowConsumerGraceMs,
     maxBufferedHardBytes: config.ws.maxBufferedHardBytes,
     touchEveryMs: Math.min(60_000, config.session.idleMs / 4),
+    recheckMs: config.session.recheckMs,
     onClose: (connection: Connection) => {
       fanout.dropAll(connection);
       registry.remove(connection);
     },
   };
 
-  const onUpgrade = createUpgradeGate({
+  const gate = createUpgradeGate({
     config,
     wss,
     checkOrigin: deps.checkOrigin,
@@ -129,6 +136,9 @@ export function createWsSide(deps: WsDeps): WsSide {
       const connection = new Connection(ws, identity, connectionDeps);
       registry.add(connection);
       log('ws_open', { user: identity.user, ip: identity.ip });
+      // The bus dropped while this handshake awaited the session store: treated as if it had
+      // been open when the bus was lost (below), since it may already have missed something.
+      if (!bus.up) return tryAgainLater(connection);
       // The gate read the session before the handshake; a logout or password change in between
       // found no socket to close. Now that revocations can find this one, read it once more.
       void sessionDeadline(connection, false).then((deadline) => {
@@ -141,8 +151,26 @@ export function createWsSide(deps: WsDeps): WsSide {
     },
   });
 
+  // While the bus is down this instance cannot hear the others (messages, removals,
+  // revocations), so it admits nobody: 503 server_busy, the client retries, and gets in again
+  // through the whole gate once the bus is back (decision 013).
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (bus.up) return gate(req, socket, head);
+    socket.on('error', () => socket.destroy());
+    log('upgrade_refused', { reason: 'bus_down', status: 503, ip: deps.addressOf(req) });
+    refuse(socket, { status: 503, error: 'server_busy', message: 'The server is busy. Try again in a moment.' });
+  };
+
+  // The bus was lost: anything another instance published since (a message, a removal, a
+  // logout) may never arrive here, so no socket may keep relying on it. Every socket is told
+  // to come back later (1013); reconnecting, it passes the gate again (a revoked session gets
+  // 401), re-joins with a membership check and fills the gap from history.
+  bus.onLost(() => {
+    for (const connection of [...registry.all()]) tryAgainLater(connection);
+  });
+
   // ASVS 7.4.1/7.4.3: logout and password change end live sockets too, not only cookies.
-  // With REDIS_URL, notices from every instance arrive here (server/store/revocations.ts).
+  // With REDIS_URL, notices from every instance arrive here (server/cluster/revocations.ts).
   const unsubscribe = revocations.subscribe((revocation) => {
     const sockets = revocation.kind === 'session' ? registry.ofSessionHash(revocation.sidHash) : registry.ofUser(revocation.user);
     for (const connection of [...sockets]) connection.endSession(revocation.reason === 'expired' ? 'session expired' : 'session ended');

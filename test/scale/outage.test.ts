@@ -1,10 +1,12 @@
 // Redis or PostgreSQL goes away while Parley runs: clients get a clear "try again"
-// (`server_busy` error frame, HTTP 503 JSON), the log says which backend, the process
-// keeps running, and everything works again once the backend is back — no restart.
+// (`server_busy` error frame, HTTP 503 JSON, with Redis a 1013 close: the bus is lost), the
+// log says which backend, the process keeps running, and everything works again once the
+// backend is back — no restart.
 // Run: npx node --test test/scale/outage.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { CLOSE } from '../../shared/protocol.ts';
 import { connect, joined, login, refusedStatus, request, signUp, startServer, type Client, type TestServer } from '../helpers/server.ts';
 import { startPostgres, startRedis, type PostgresService, type RedisService } from '../helpers/services.ts';
 
@@ -61,13 +63,13 @@ describe('Redis outage (REDIS_URL: sessions and the bus in Redis)', () => {
     if (redis) fs.rmSync(redis.dir, { recursive: true, force: true });
   });
 
-  test('Redis killed: the outage is logged, a send gets server_busy (with its clientId), the socket stays open', async () => {
+  test('Redis killed: the outage is logged; the bus is lost, so every socket is told server_busy and closed 1013 (try again later)', async () => {
     await redis.stop();
     await logged(server, 'backend_unavailable', 'redis');
-    const answer = await trySend(alice, 'during');
-    assert.equal(answer.type, 'error');
-    assert.equal(answer.code, 'server_busy');
-    assert.equal(alice.ws.readyState, alice.ws.OPEN);
+    const closed = await alice.closed;
+    assert.equal(closed.code, CLOSE.tryAgainLater);
+    assert.ok(alice.frames.some((f) => f.type === 'error' && f.code === 'server_busy'), 'told why before the close');
+    await logged(server, 'server_error', 'bus_lost');
   });
 
   test('Redis killed: the API answers 503 server_busy JSON with Retry-After, at once (no hang)', async () => {
@@ -93,6 +95,7 @@ describe('Redis outage (REDIS_URL: sessions and the bus in Redis)', () => {
   test('Redis back on the same port: sending and the session work again without a restart of Parley', async () => {
     redis = await startRedis({ port: redis.port, dir: redis.dir, persist: true });
     await logged(server, 'backend_recovered', 'redis', 2); // both connections: commands and subscriber
+    alice = await joined(server, cookie); // the client reconnects, as the browser does after 1013
     assert.equal((await trySend(alice, 'after')).type, 'ack');
     const me = await request(server, 'GET', '/api/me', { cookie });
     assert.equal(me.status, 200, 'the session (persisted by Redis) is valid again');

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { createClient } from 'redis';
 import { loadConfig } from '../../server/config.ts';
 import { createAuditLog } from '../../server/security/audit-log.ts';
-import { openBackend } from '../../server/store/index.ts';
+import { openBackend } from '../../server/backends.ts';
 import { migrate } from '../../server/store/postgres.ts';
 import { sessionIdHash } from '../../server/store/session-id.ts';
 import type { ParleyStore } from '../../server/store/store.ts';
@@ -71,7 +71,7 @@ for (const [index, engine] of ENGINES.entries()) {
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-conformance-'));
       dirs.push(dataDir);
       const config = loadConfig({ DATA_DIR: dataDir, ...engine.env() }, []);
-      const backend = await openBackend(config, createAuditLog(() => {}), (data) => Math.min(data.createdAt + 3_600_000, data.lastSeenAt + idleMs));
+      const backend = await openBackend(config, createAuditLog(() => {}), (data) => Math.min(data.createdAt + 3_600_000, data.lastSeenAt + idleMs), 'x'.repeat(64));
       store = backend.store;
     });
     after(async () => {

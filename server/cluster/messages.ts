@@ -1,0 +1,49 @@
+// The bodies carried on the bus, declared as schemas and checked like client frames (a bus
+// message is input): exactly the declared keys, each of the declared type and shape, and the
+// value handed on is the schema's output — a fresh object of the checked fields, never the
+// parsed object itself. Even a correctly sealed envelope is checked, so a bug or a version
+// skew on another instance cannot put an unchecked field in front of a user. A chat message
+// is the `message` frame of shared/protocol.ts — declared once, for the client and the bus.
+import * as v from 'valibot';
+import { MessageFrame, NAME_PATTERN } from '../../shared/protocol.ts';
+import type { RevocationNotice } from './bus.ts';
+
+/** Sanitized HTML of one message: the sanitizer's output for at most MAX_TEXT_LENGTH characters stays far below this. */
+const MAX_HTML_LENGTH = 64 * 1024;
+
+/** The outer body of every envelope: the sending instance (a random UUID) and what it says. */
+const Sent = v.strictObject({ from: v.pipe(v.string(), v.regex(/^[0-9a-f-]{36}$/)), body: v.unknown() });
+const BusMessage = v.pipe(
+  MessageFrame,
+  v.check((frame) => frame.html.length <= MAX_HTML_LENGTH && frame.ts > 0),
+);
+const Revocation = v.variant('kind', [
+  // A session id's SHA-256, base64url (server/store/session-id.ts).
+  v.strictObject({ kind: v.literal('session'), sidHash: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/)), reason: v.picklist(['logout', 'expired']) }),
+  v.strictObject({ kind: v.literal('user'), user: v.pipe(v.string(), v.regex(NAME_PATTERN)), reason: v.literal('password_changed') }),
+]);
+const Membership = v.strictObject({ user: v.pipe(v.string(), v.regex(NAME_PATTERN)) });
+
+export type Sent = v.InferOutput<typeof Sent>;
+
+const parsed = <S extends v.GenericSchema>(schema: S, input: unknown): v.InferOutput<S> | undefined => {
+  const result = v.safeParse(schema, input);
+  return result.success ? result.output : undefined;
+};
+
+export function parseSent(json: string): Sent | undefined {
+  try {
+    return parsed(Sent, JSON.parse(json));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Built by concatenation so a message frame already serialized for the local fan-out is reused as is. */
+export function sentJson(from: string, bodyJson: string): string {
+  return `{"from":${JSON.stringify(from)},"body":${bodyJson}}`;
+}
+
+export const messageFrom = (body: unknown): MessageFrame | undefined => parsed(BusMessage, body);
+export const revocationFrom = (body: unknown): RevocationNotice | undefined => parsed(Revocation, body);
+export const membershipFrom = (body: unknown): string | undefined => parsed(Membership, body)?.user;

@@ -1,0 +1,170 @@
+// The cluster bus over Redis pub/sub (REDIS_URL): three channels — room messages, membership
+// changes, session revocations. Each instance has a random id; it publishes with it and
+// ignores what comes back with it, so its own sockets get a message exactly once (they got it
+// locally, without waiting for Redis).
+//
+// Redis pub/sub delivers at most once. What this class adds so that nothing is silently
+// missed (docs/decisions/013-bus-loss.md):
+//   - the subscriber connection dropping, or going silent (no PONG within 3 PING intervals,
+//     server/store/redis.ts), fires `onLost`: whatever the others published meanwhile is gone,
+//     and the ws layer closes every socket (1013) so clients come back through the gate and
+//     re-read their rooms and history;
+//   - a publish that fails after the change it announces was committed goes to a bounded
+//     outbox, sent in order as soon as the publishing connection is ready again (receivers
+//     and clients treat a late or repeated message as the same message: ids, idempotent
+//     revocations);
+//   - every envelope is sealed with a key not stored in Redis (envelope.ts) and every body is
+//     validated and rebuilt (messages.ts); anything else is dropped and logged once per burst.
+import crypto from 'node:crypto';
+import type { AuditLog } from '../security/audit-log.ts';
+import type { RedisClient } from '../store/redis.ts';
+import type { ClusterBus, MessageFrame, RevocationNotice } from './bus.ts';
+import { seal, unseal, type BusKey } from './envelope.ts';
+import { membershipFrom, messageFrom, parseSent, revocationFrom, sentJson } from './messages.ts';
+
+const CHANNELS = { rooms: 'parley:rooms', membership: 'parley:membership', revocations: 'parley:revocations' } as const;
+type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];
+
+/** Envelopes kept while the publishing connection is down; past it the oldest are dropped (logged). */
+const OUTBOX_LIMIT = 1000;
+/** Bad envelopes are logged at most once per this interval per channel, with a count. */
+const BAD_LOG_INTERVAL_MS = 10_000;
+
+export class RedisBus implements ClusterBus {
+  readonly instance = crypto.randomUUID();
+  readonly #pub: RedisClient;
+  readonly #sub: RedisClient;
+  readonly #key: BusKey;
+  readonly #log: AuditLog;
+  readonly #messageListeners: Array<(frame: MessageFrame) => void> = [];
+  readonly #membershipListeners: Array<(user: string) => void> = [];
+  readonly #revocationListeners: Array<(notice: RevocationNotice) => void> = [];
+  readonly #lostListeners: Array<() => void> = [];
+  /** Sealed envelopes whose publish failed, oldest first. */
+  readonly #outbox: Array<{ channel: Channel; payload: string }> = [];
+  #flushing = false;
+  /** The subscriber is subscribed and we have not yet told anyone it was lost. */
+  #hearing = false;
+  readonly #bad = new Map<Channel, { lastLog: number; dropped: number }>();
+
+  constructor(pub: RedisClient, sub: RedisClient, key: BusKey, log: AuditLog) {
+    this.#pub = pub;
+    this.#sub = sub;
+    this.#key = key;
+    this.#log = log;
+  }
+
+  /** Subscribes; node-redis re-subscribes by itself before a reconnected client is ready again. */
+  async start(): Promise<void> {
+    await this.#sub.subscribe(CHANNELS.rooms, (raw) => this.#receive(CHANNELS.rooms, raw, messageFrom, this.#messageListeners));
+    await this.#sub.subscribe(CHANNELS.membership, (raw) => this.#receive(CHANNELS.membership, raw, membershipFrom, this.#membershipListeners));
+    await this.#sub.subscribe(CHANNELS.revocations, (raw) => this.#receive(CHANNELS.revocations, raw, revocationFrom, this.#revocationListeners));
+    this.#hearing = true;
+    // 'error' covers a reset, a refused reconnect and a PING left unanswered (redis.ts); by the
+    // time it is emitted the client is no longer ready.
+    const maybeLost = () => {
+      if (!this.#sub.isReady) this.#lost();
+    };
+    this.#sub.on('error', maybeLost);
+    this.#sub.on('end', maybeLost);
+    this.#sub.on('reconnecting', maybeLost);
+    this.#sub.on('ready', () => (this.#hearing = true));
+    this.#pub.on('ready', () => void this.#flush());
+  }
+
+  get up(): boolean {
+    return this.#pub.isReady && this.#sub.isReady;
+  }
+
+  publishMessage(frame: MessageFrame, json?: string): void {
+    this.#publish(CHANNELS.rooms, json ?? JSON.stringify(frame));
+  }
+
+  publishMembership(user: string): void {
+    this.#publish(CHANNELS.membership, JSON.stringify({ user }));
+  }
+
+  publishRevocation(notice: RevocationNotice): void {
+    this.#publish(CHANNELS.revocations, JSON.stringify(notice));
+  }
+
+  onMessage(deliver: (frame: MessageFrame) => void): void {
+    this.#messageListeners.push(deliver);
+  }
+  onMembership(deliver: (user: string) => void): void {
+    this.#membershipListeners.push(deliver);
+  }
+  onRevocation(deliver: (notice: RevocationNotice) => void): void {
+    this.#revocationListeners.push(deliver);
+  }
+  onLost(listener: () => void): void {
+    this.#lostListeners.push(listener);
+  }
+
+  #lost(): void {
+    if (!this.#hearing) return; // once per outage
+    this.#hearing = false;
+    this.#log('server_error', { reason: 'bus_lost', detail: 'the subscriber connection to Redis was lost; closing sockets (1013)' });
+    for (const listener of this.#lostListeners) listener();
+  }
+
+  #receive<T>(channel: Channel, raw: string, parse: (body: unknown) => T | undefined, listeners: Array<(value: T) => void>): void {
+    const json = unseal(this.#key, channel, raw);
+    const sent = json === undefined ? undefined : parseSent(json);
+    const value = sent === undefined ? undefined : parse(sent.body);
+    if (sent === undefined || value === undefined) return this.#dropped(channel, json === undefined ? 'bad_mac' : 'bad_shape');
+    if (sent.from === this.instance) return;
+    for (const deliver of listeners) deliver(value);
+  }
+
+  /** Logged once per burst: a flood of forged envelopes must not become a flood of log lines. */
+  #dropped(channel: Channel, why: string): void {
+    const now = Date.now();
+    const state = this.#bad.get(channel) ?? { lastLog: 0, dropped: 0 };
+    state.dropped += 1;
+    if (now - state.lastLog >= BAD_LOG_INTERVAL_MS) {
+      this.#log('server_error', { reason: 'bus_bad_message', detail: `${channel}: ${why}`, count: state.dropped });
+      state.lastLog = now;
+      state.dropped = 0;
+    }
+    this.#bad.set(channel, state);
+  }
+
+  #publish(channel: Channel, bodyJson: string): void {
+    const payload = seal(this.#key, channel, sentJson(this.instance, bodyJson));
+    if (this.#outbox.length > 0 || !this.#pub.isReady) return this.#keep(channel, payload);
+    this.#pub.publish(channel, payload).catch(() => this.#keep(channel, payload));
+  }
+
+  /**
+   * A change already committed (a message, a removal, a logout) whose notice did not leave:
+   * keep it for when the connection is back, so the other instances do not silently miss it.
+   */
+  #keep(channel: Channel, payload: string): void {
+    if (this.#outbox.length >= OUTBOX_LIMIT) {
+      this.#outbox.shift();
+      this.#log('server_error', { reason: 'bus_outbox_full', detail: `oldest envelope dropped (limit ${OUTBOX_LIMIT})` });
+    }
+    this.#outbox.push({ channel, payload });
+    if (this.#pub.isReady) void this.#flush();
+  }
+
+  /** In order, one at a time; stops at the first failure and waits for the next 'ready'. */
+  async #flush(): Promise<void> {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      while (this.#outbox.length > 0 && this.#pub.isReady) {
+        const { channel, payload } = this.#outbox[0]!;
+        try {
+          await this.#pub.publish(channel, payload);
+        } catch {
+          return;
+        }
+        this.#outbox.shift();
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+}
