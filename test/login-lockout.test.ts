@@ -113,7 +113,12 @@ describe('the device cookie', () => {
   let server: TestServer;
   const ATTACKER = '203.0.113.80';
   before(async () => {
-    server = await startServer({ env: { TRUST_PROXY: 'loopback', LOGIN_DEVICE_FAILURES: '3', LOGIN_ACCOUNT_FREE_FAILURES: '3' } });
+    // The account backstop is set to hold for the whole suite (4 untrusted failures per hour: the
+    // one of "a failed login sets none" and the attacker's 3), so the locks below do not depend on
+    // how fast a busy machine runs the steps (the per-address backoff starts at only 1 s).
+    server = await startServer({
+      env: { TRUST_PROXY: 'loopback', LOGIN_DEVICE_FAILURES: '3', LOGIN_ACCOUNT_FREE_FAILURES: '3', LOGIN_ACCOUNT_UNTRUSTED_FAILURES: '4' },
+    });
     await register(server, 'alice');
     await register(server, 'bob');
   });
@@ -205,9 +210,9 @@ describe('registrations per address (REGISTER_ADDRESS_BURST=20, REGISTER_ADDRESS
         )),
       );
     }
-    const elapsed = Date.now() - started;
-    t.diagnostic(`200 registrations answered in ${elapsed} ms`);
-    assert.ok(elapsed < 10_000, `${elapsed} ms: the attack was not run within 10 s`);
+    // The budget does not refill within the run (1 per hour), however long the run takes on a
+    // busy machine, so the count below does not depend on timing.
+    t.diagnostic(`200 registrations answered in ${Date.now() - started} ms`);
     assert.equal(replies.filter((r) => r.status === 201).length, 20);
     const refused = replies.filter((r) => r.status === 429);
     assert.equal(refused.length, 180);
