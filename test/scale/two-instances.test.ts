@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { CLOSE } from '../../shared/protocol.ts';
-import { joined, login, open, PASSWORD, request, signUp, sleep, type Client } from '../helpers/server.ts';
+import { joined, login, open, PASSWORD, request, sessionCookie, signUp, sleep, type Client } from '../helpers/server.ts';
 import { freePort, spawnParley, startPostgres, startRedis, type ParleyProcess, type PostgresService, type RedisService } from '../helpers/services.ts';
 
 const FAST = { WS_MESSAGES_PER_SECOND: '1000', WS_MESSAGE_BURST: '1000', LOGIN_ACCOUNT_FREE_FAILURES: '3' };
@@ -49,7 +49,8 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     await client.connect();
     try {
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-      assert.deepEqual(rows.map((r) => r.version), [1]);
+      // Each migration once (1: the schema; 2: credential versions and client ids), not once per instance.
+      assert.deepEqual(rows.map((r) => r.version), [1, 2]);
     } finally {
       await client.end();
     }
@@ -146,7 +147,9 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     assert.ok(closed, 'socket on B still open a second after the password change on A');
     assert.equal(closed.code, CLOSE.policyViolation);
     assert.equal((await request(b, 'GET', '/api/me', { cookie: other })).status, 401);
-    assert.equal((await request(b, 'GET', '/api/me', { cookie: onA })).status, 200, 'the session that changed the password stays');
+    // The browser that changed it stays signed in, under the fresh session id the reply set.
+    assert.equal((await request(b, 'GET', '/api/me', { cookie: sessionCookie(reply) })).status, 200, 'the session that changed the password stays');
+    assert.equal((await request(b, 'GET', '/api/me', { cookie: onA })).status, 401, 'its old id is no longer a session');
   });
 
   test('login throttling is shared: failures spread over A and B lock the account on both', async () => {
