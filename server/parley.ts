@@ -145,15 +145,8 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
         refuse(socket, { status: 503, error: 'server_busy', message: 'The server is shutting down. Retry.' });
       });
       server.closeIdleConnections();
-      const open = [...ws.registry.all()];
-      ws.closeAll();
-      const deadline = Date.now() + config.shutdownDrainMs;
-      while (ws.registry.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-      for (const connection of [...ws.registry.all()]) connection.terminate(); // did not answer the close in time
       // Frames already received finish their handlers (and their commits) before the store closes.
-      const left = Math.max(0, deadline - Date.now());
-      await Promise.race([Promise.all(open.map((c) => c.settled)), new Promise((resolve) => setTimeout(resolve, left).unref())]);
-      ws.stop();
+      await ws.drain(Date.now() + config.shutdownDrainMs);
       server.closeAllConnections(); // HTTP requests still running after the grace
       await Promise.race([httpClosed, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       await store.close();

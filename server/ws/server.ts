@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { CLOSE } from '../../shared/protocol.ts';
 import type { Config } from '../config.ts';
-import { sessionExpiresAt, type SessionParser } from '../http/session.ts';
+import type { SessionParser } from '../http/session.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { AddressOf } from '../security/client-address.ts';
 import type { OriginVerdict } from '../security/origin.ts';
@@ -20,6 +20,7 @@ import { Connection } from './connection.ts';
 import { createFrameReader } from './frames.ts';
 import { createHandlers } from './handlers.ts';
 import { Registry } from './registry.ts';
+import { createSessionCheck } from './session-check.ts';
 import { createUpgradeGate, refuse } from './upgrade-gate.ts';
 
 export type WsDeps = {
@@ -40,9 +41,13 @@ export type WsDeps = {
 export type WsSide = {
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   registry: Registry;
-  /** Graceful shutdown: tell every client to reconnect elsewhere (1001). */
-  closeAll: (code?: number, reason?: string) => void;
-  stop: () => void;
+  /**
+   * Graceful shutdown of the socket side: tell every client to reconnect elsewhere (1001)
+   * after the frames already queued for it; wait, until `deadline`, for the close handshakes;
+   * cut those that did not answer; wait (same deadline) for the frames already received to
+   * finish their handlers and commits; then stop the timers.
+   */
+  drain: (deadline: number) => Promise<void>;
 };
 
 export function createWsSide(deps: WsDeps): WsSide {
@@ -74,32 +79,7 @@ export function createWsSide(deps: WsDeps): WsSide {
     ),
   );
   const readFrame = createFrameReader(config, log);
-  const sessionChecked = !config.disabled.has('session');
-
-  async function sessionDeadline(connection: Connection, touch: boolean): Promise<number | undefined> {
-    if (!sessionChecked) return Date.now() + config.session.idleMs;
-    let unavailable: unknown;
-    const data = await new Promise<import('express-session').SessionData | null | undefined>((resolve) =>
-      store.sessions.get(connection.sid, (error, value) => {
-        if (error) unavailable = error;
-        resolve(error ? undefined : value);
-      }),
-    );
-    if (unavailable !== undefined) {
-      // The session cannot be checked (store outage): fail closed, but do not pretend the
-      // session ended — the client is told to come back, not to sign in again.
-      log('server_error', { user: connection.user, reason: 'session_store', detail: String(unavailable instanceof Error ? unavailable.message : unavailable) });
-      connection.sendError('server_busy', 'The server is busy. Reconnecting…');
-      connection.close(CLOSE.tryAgainLater, 'try again later');
-      return undefined;
-    }
-    if (!data?.user || data.user !== connection.user) return undefined;
-    if (touch) {
-      data.lastSeenAt = Date.now();
-      await store.sessions.extend(connection.sid, data); // update-only: never revives an ended session
-    }
-    return sessionExpiresAt(data, config.session);
-  }
+  const sessionDeadline = createSessionCheck(config, store.sessions, log);
 
   function tryAgainLater(connection: Connection): void {
     connection.sendError('server_busy', 'The server lost contact with the other servers. Reconnecting…');
@@ -190,10 +170,13 @@ export function createWsSide(deps: WsDeps): WsSide {
   return {
     onUpgrade,
     registry,
-    closeAll: (code = CLOSE.goingAway, reason = 'server shutting down') => {
-      for (const connection of [...registry.all()]) connection.close(code, reason);
-    },
-    stop: () => {
+    drain: async (deadline) => {
+      const open = [...registry.all()];
+      for (const connection of open) connection.close(CLOSE.goingAway, 'server shutting down');
+      while (registry.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (const connection of [...registry.all()]) connection.terminate(); // did not answer the close in time
+      const left = Math.max(0, deadline - Date.now());
+      await Promise.race([Promise.all(open.map((c) => c.settled)), new Promise((resolve) => setTimeout(resolve, left).unref())]);
       clearInterval(heartbeat);
       unsubscribe();
       wss.close();
