@@ -1,6 +1,7 @@
 // Environment → one typed, validated config object. Every limit a workshop or a fork
 // may need to change is here, with a safe default; docs/protocol.md lists them all.
 // A bad value fails at start with a message that names the variable.
+import os from 'node:os';
 import path from 'node:path';
 
 /** Controls a lab or a test may switch off. Production never does: see unsafeDisabled(). */
@@ -50,6 +51,18 @@ export type Config = {
     maxBufferedBytes: number;
   };
   timeouts: { tlsHandshakeMs: number; headersMs: number; requestMs: number; keepAliveMs: number };
+  /** HTML messages are sanitized in worker threads, within bounds (server/security/render-message.ts). */
+  sanitize: {
+    workers: number;
+    /** Wall-clock time one message may take in a worker before it is refused (`too_complex`). */
+    budgetMs: number;
+    /** Refused before parsing (`too_complex`): more markup tokens than this… */
+    maxTags: number;
+    /** …or a deeper nesting estimate than this. */
+    maxDepth: number;
+    /** HTML messages waiting for a worker; past this they are refused (`server_busy`). */
+    maxQueue: number;
+  };
   /** Controls switched off for a lab exercise or a test. Empty in any real deployment. */
   disabled: ReadonlySet<Control>;
 };
@@ -199,6 +212,14 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       headersMs: seconds(env, 'HEADERS_TIMEOUT_SECONDS', 10, 0.1, 60),
       requestMs: seconds(env, 'REQUEST_TIMEOUT_SECONDS', 30, 0.1, 300),
       keepAliveMs: seconds(env, 'KEEP_ALIVE_TIMEOUT_SECONDS', 5, 0.1, 120),
+    },
+    sanitize: {
+      // One worker per core, leaving one core to the event loop that serves every socket.
+      workers: int(env, 'SANITIZE_WORKERS', Math.max(1, Math.min(8, os.availableParallelism() - 1)), 1, 64),
+      budgetMs: seconds(env, 'SANITIZE_BUDGET_SECONDS', 0.2, 0.005, 10),
+      maxTags: int(env, 'SANITIZE_MAX_TAGS', 100, 1, 2000),
+      maxDepth: int(env, 'SANITIZE_MAX_DEPTH', 16, 1, 2000),
+      maxQueue: int(env, 'SANITIZE_MAX_QUEUE', 256, 1, 100_000),
     },
     disabled: unsafeDisabled(env, host),
   };

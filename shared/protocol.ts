@@ -41,6 +41,8 @@ export type ErrorCode =
   | 'forbidden'
   | 'room_exists'
   | 'rate_limited'
+  | 'too_complex'
+  | 'empty_message'
   | 'session_expired'
   | 'server_busy'
   | 'internal';

@@ -3,6 +3,7 @@
 // so a member removed from a room loses it at their very next frame.
 import { HISTORY_PAGE_SIZE, LOBBY, type ClientFrame, type ErrorCode } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
+import type { RenderMessage } from '../security/render-message.ts';
 import { StoreUnavailableError, type ParleyStore } from '../store/store.ts';
 import type { Connection } from './connection.ts';
 import type { Fanout } from './fanout.ts';
@@ -12,7 +13,8 @@ export type HandlerDeps = {
   store: ParleyStore;
   fanout: Fanout;
   registry: Registry;
-  sanitize: (text: string) => string;
+  /** Sanitizes (in a worker, within bounds) and charges the sender by cost; or refuses. */
+  renderMessage: RenderMessage;
   log: AuditLog;
   /** With several instances: tell the others that this user's rooms changed. */
   onMembershipChanged?: ((user: string) => void) | undefined;
@@ -20,7 +22,7 @@ export type HandlerDeps = {
 
 type Access = { ok: true; owner: string | null } | { ok: false; code: ErrorCode; message: string };
 
-export function createHandlers({ store, fanout, registry, sanitize, log, onMembershipChanged }: HandlerDeps) {
+export function createHandlers({ store, fanout, registry, renderMessage, log, onMembershipChanged }: HandlerDeps) {
   async function access(room: string, user: string): Promise<Access> {
     const found = await store.findRoom(room);
     if (!found) return { ok: false, code: 'no_such_room', message: 'No such room.' };
@@ -86,7 +88,9 @@ export function createHandlers({ store, fanout, registry, sanitize, log, onMembe
         const result = await access(frame.room, user);
         if (!result.ok) return refuse(connection, result, frame.room, frame.clientId);
         // Sanitized once, on the way in: what is stored and broadcast is already safe HTML.
-        const html = sanitize(frame.text);
+        const rendered = await renderMessage(user, frame.text);
+        if (!rendered.ok) return connection.sendError(rendered.code, rendered.message, frame.clientId);
+        const { html } = rendered;
         const ts = Date.now();
         const id = await store.addMessage(frame.room, user, html, ts);
         // Acknowledge only after the store committed the message.

@@ -9,6 +9,8 @@ import { sessionExpiresAt, type SessionParser } from '../http/session.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { AddressOf } from '../security/client-address.ts';
 import type { OriginVerdict } from '../security/origin.ts';
+import type { TokenBuckets } from '../security/rate-limit.ts';
+import type { RenderMessage } from '../security/render-message.ts';
 import type { Revocations } from '../store/revocations.ts';
 import type { ParleyStore } from '../store/store.ts';
 import { ClusterFanout, type RoomBus } from './cluster-fanout.ts';
@@ -27,7 +29,9 @@ export type WsDeps = {
   revocations: Revocations;
   addressOf: AddressOf;
   log: AuditLog;
-  sanitize: (text: string) => string;
+  renderMessage: RenderMessage;
+  /** Per-user message budget: a frame takes a token here, an expensive message more in renderMessage. */
+  messageBuckets: TokenBuckets;
   passThrough?: (req: IncomingMessage) => boolean;
   /** With several instances (REDIS_URL): carries room messages to the others. */
   bus?: RoomBus | undefined;
@@ -58,7 +62,7 @@ export function createWsSide(deps: WsDeps): WsSide {
     store,
     fanout,
     registry,
-    sanitize: deps.sanitize,
+    renderMessage: deps.renderMessage,
     log,
     onMembershipChanged: bus && ((user) => bus.publishMembership(user)),
   });
@@ -68,7 +72,7 @@ export function createWsSide(deps: WsDeps): WsSide {
       log('server_error', { user, reason: 'membership_refresh', detail: error instanceof Error ? error.message : 'unknown' }),
     ),
   );
-  const readFrame = createFrameReader(config, log);
+  const readFrame = createFrameReader(config, log, deps.messageBuckets);
   const sessionChecked = !config.disabled.has('session');
 
   async function sessionDeadline(connection: Connection, touch: boolean): Promise<number | undefined> {

@@ -1,0 +1,34 @@
+// The body of one sanitizer worker thread (run by piscina from sanitizer-pool.ts). Each worker
+// has its own jsdom window and DOMPurify instance (sanitize.ts, the one policy in
+// shared/sanitize-policy.ts). A worker handles one task at a time; each task arrives as its
+// own message event, i.e. its own macrotask, so the documents it parsed are released when it
+// returns (docs/decisions/004-sanitizer-memory.md). The pool must therefore not use piscina's
+// Atomics wait loop, which runs task after task inside one job.
+import { getHeapStatistics } from 'node:v8';
+import { sanitizeMessage, textOfSanitized } from './sanitize.ts';
+import { hasVisibleText } from './visible-text.ts';
+
+/** `started` is shared with the pool: the worker writes Date.now() into it when it begins. */
+export type SanitizeTask = { text: string; started: Float64Array };
+export type SanitizeResult = { html: string; visible: boolean; ms: number };
+
+// Warm-up at load, before the pool hands this worker anything: the first parses of a fresh
+// isolate run cold (lazy jsdom/DOMPurify set-up, no optimized code) and would be timed
+// against the budget and charged to whoever sent the first message.
+for (let i = 0; i < 50; i++) sanitizeMessage(`<b>warm ${i}</b> <a href="https://example.org/${i}">up</a> &amp; <u>x</u>`);
+
+/** Sanitize one message; tells the pool when it starts, so the time budget counts work, not queueing. */
+export default function sanitize({ text, started }: SanitizeTask): SanitizeResult {
+  started[0] = Date.now();
+  const start = performance.now();
+  const html = sanitizeMessage(text);
+  const visible = hasVisibleText(textOfSanitized(html));
+  return { html, visible, ms: performance.now() - start };
+}
+
+/** Heap in use by this worker's isolate (bench and tests; call after the event loop turned). */
+export async function heapUsed(): Promise<number> {
+  await new Promise(setImmediate); // decision 004: only a macrotask releases the last job's documents
+  (globalThis as { gc?: () => void }).gc?.();
+  return getHeapStatistics().used_heap_size;
+}
