@@ -17,6 +17,9 @@ export type MarkupShape = { tags: number; depth: number };
 /** HTML void elements: a start tag that never opens an element. */
 const VOID = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source', 'track', 'wbr', 'param', 'keygen']);
 
+/** Elements whose start tag closes an open one of the same name right above it (`<li>a<li>b` are siblings). */
+const SELF_CLOSING_SIBLINGS = new Set(['p', 'li', 'dt', 'dd', 'option', 'optgroup', 'tr', 'td', 'th', 'rb', 'rp', 'rt', 'rtc']);
+
 const isLetter = (code: number) => (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
 
 /** One pass; stops counting once both bounds are passed (the answer is "too much" either way). */
@@ -39,6 +42,7 @@ export function markupShape(text: string, stopAfterTags = Infinity): MarkupShape
         const index = open.lastIndexOf(name);
         if (index !== -1) open.length = index;
       } else if (!VOID.has(name)) {
+        if (SELF_CLOSING_SIBLINGS.has(name) && open.at(-1) === name) open.pop();
         open.push(name);
         if (open.length > depth) depth = open.length;
       }

@@ -8,8 +8,8 @@ import { getHeapStatistics } from 'node:v8';
 import { sanitizeMessage, textOfSanitized } from './sanitize.ts';
 import { hasVisibleText } from './visible-text.ts';
 
-/** `started` is shared with the pool: the worker writes Date.now() into it when it begins. */
-export type SanitizeTask = { text: string; started: Float64Array };
+/** `times` is shared with the pool: the worker writes Date.now() into [0] when it begins, into [1] when done. */
+export type SanitizeTask = { text: string; times: Float64Array };
 export type SanitizeResult = { html: string; visible: boolean; ms: number };
 
 // Warm-up at load, before the pool hands this worker anything: the first parses of a fresh
@@ -18,12 +18,14 @@ export type SanitizeResult = { html: string; visible: boolean; ms: number };
 for (let i = 0; i < 50; i++) sanitizeMessage(`<b>warm ${i}</b> <a href="https://example.org/${i}">up</a> &amp; <u>x</u>`);
 
 /** Sanitize one message; tells the pool when it starts, so the time budget counts work, not queueing. */
-export default function sanitize({ text, started }: SanitizeTask): SanitizeResult {
-  started[0] = Date.now();
+export default function sanitize({ text, times }: SanitizeTask): SanitizeResult {
+  times[0] = Date.now();
   const start = performance.now();
   const html = sanitizeMessage(text);
   const visible = hasVisibleText(textOfSanitized(html));
-  return { html, visible, ms: performance.now() - start };
+  const ms = performance.now() - start;
+  times[1] = Date.now();
+  return { html, visible, ms };
 }
 
 /** Heap in use by this worker's isolate (bench and tests; call after the event loop turned). */

@@ -31,17 +31,20 @@ const WORKER_HEAP_MB = 256;
 export class SanitizerPool {
   readonly #pool: Piscina<SanitizeTask, SanitizeResult>;
   readonly #budgetMs: number;
+  /** Running + waiting messages may not exceed this (piscina does not bound abortable tasks by maxQueue). */
+  readonly #capacity: number;
+  #inFlight = 0;
   /** Workers terminated for a message over budget (replaced by piscina). */
   replaced = 0;
 
   constructor({ workers, budgetMs, maxQueue }: PoolOptions) {
     this.#budgetMs = budgetMs;
+    this.#capacity = workers + maxQueue;
     this.#pool = new Piscina<SanitizeTask, SanitizeResult>({
       filename: fileURLToPath(new URL('./sanitize-worker.ts', import.meta.url)),
       minThreads: workers, // started (and warmed up) now, not on the first message
       maxThreads: workers,
       idleTimeout: Infinity,
-      maxQueue,
       // Decision 004: each task must be its own macrotask in the worker, or the documents of
       // every task a worker runs back to back stay alive together (piscina's Atomics loop).
       atomics: 'disabled',
@@ -52,29 +55,34 @@ export class SanitizerPool {
   }
 
   async sanitize(text: string): Promise<PoolVerdict> {
+    if (this.#inFlight >= this.#capacity) return { ok: false, reason: 'busy' };
+    this.#inFlight += 1;
     const abort = new AbortController();
-    const started = new Float64Array(new SharedArrayBuffer(8)); // 0 until a worker starts the task
+    // [start, end] as the worker's Date.now(), 0 until then. The end matters when this thread
+    // was busy: the timer may fire before the finished task's result is read, and must not
+    // mistake a message that finished in time for one still running.
+    const times = new Float64Array(new SharedArrayBuffer(16));
     let timer: NodeJS.Timeout | undefined;
     const check = () => {
-      const at = started[0]!;
-      const left = at === 0 ? this.#budgetMs : at + this.#budgetMs - Date.now();
-      if (at !== 0 && left <= 0) abort.abort();
+      const [start, end] = [times[0]!, times[1]!];
+      const left = start === 0 || end !== 0 ? this.#budgetMs : start + this.#budgetMs - Date.now();
+      if (left <= 0) abort.abort();
       else timer = setTimeout(check, left);
     };
     timer = setTimeout(check, this.#budgetMs);
     try {
-      const result = await this.#pool.run({ text, started }, { signal: abort.signal });
+      const result = await this.#pool.run({ text, times }, { signal: abort.signal });
       return { ok: true, ...result };
     } catch (error) {
       if (abort.signal.aborted) {
         this.replaced += 1;
         return { ok: false, reason: 'over_budget' };
       }
-      if (error instanceof Error && error.message === 'Task queue is at limit') return { ok: false, reason: 'busy' };
       // The worker ran out of its heap (resourceLimits): the message was too costly.
       if ((error as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY') return { ok: false, reason: 'over_budget' };
       throw error;
     } finally {
+      this.#inFlight -= 1;
       clearTimeout(timer);
     }
   }
@@ -87,8 +95,9 @@ export class SanitizerPool {
     return Promise.all(runs);
   }
 
-  get threads(): number {
-    return this.#pool.threads.length;
+  /** The current workers' thread ids (a replaced worker gets a new one). */
+  threadIds(): number[] {
+    return this.#pool.threads.map((worker) => worker.threadId);
   }
 
   async close(): Promise<void> {
