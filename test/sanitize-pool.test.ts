@@ -78,13 +78,14 @@ describe('the small pieces', () => {
 
 describe('the sanitizer pool', () => {
   test('a message over the time budget is refused and its worker replaced; the pool keeps serving', async () => {
-    const pool = new SanitizerPool({ workers: 1, budgetMs: 100, maxQueue: 16 });
+    // No length limit in the pool itself: 12,000 characters of nesting take seconds, far over 500 ms.
+    const pool = new SanitizerPool({ workers: 1, budgetMs: 500, maxQueue: 16 });
     try {
       const first = await pool.sanitize('<b>before</b><script>x</script>');
       assert.deepEqual(first.ok && { html: first.html, visible: first.visible }, { html: '<b>before</b>', visible: true });
       const threadsBefore = pool.threadIds();
       // Queued behind the slow one: the budget counts from when a worker starts a message, not from the queue.
-      const [slow, queued] = await Promise.all([pool.sanitize(NESTED), pool.sanitize('<i>queued</i>')]);
+      const [slow, queued] = await Promise.all([pool.sanitize('<table><td>x'.repeat(1000)), pool.sanitize('<i>queued</i>')]);
       assert.deepEqual(slow, { ok: false, reason: 'over_budget' });
       assert.ok(queued.ok && queued.html === '<i>queued</i>', `the message queued behind it is served: ${JSON.stringify(queued)}`);
       assert.equal(pool.replaced, 1);
@@ -175,7 +176,7 @@ describe('send over WSS: a message over the time budget (shape bounds raised so 
   let sender: Client;
   before(async () => {
     server = await startServer({
-      env: { ...HIGH_RATE, SANITIZE_MAX_TAGS: '2000', SANITIZE_MAX_DEPTH: '2000', SANITIZE_BUDGET_SECONDS: '0.08', SANITIZE_WORKERS: '1' },
+      env: { ...HIGH_RATE, SANITIZE_MAX_TAGS: '2000', SANITIZE_MAX_DEPTH: '2000', SANITIZE_BUDGET_SECONDS: '0.1', SANITIZE_WORKERS: '1' },
     });
     sender = await joined(server, await signUp(server, 'slowpoke'));
   });
