@@ -161,7 +161,9 @@ describe('send over WSS: bounds, budget, empty messages (default limits)', () =>
     }
     sender.send({ type: 'send', room: 'lobby', text: '\u200bvisible', clientId: 'visible' });
     assert.equal((await answer(sender, 'visible')).type, 'ack');
-    assert.equal((await historyOf(server, readerCookie)).size, before + 1, 'only the visible message was stored');
+    sender.send({ type: 'send', room: 'lobby', text: '<i>&amp;</i>', clientId: 'ampersand' });
+    assert.equal((await answer(sender, 'ampersand')).type, 'ack', 'a character reference is visible text');
+    assert.equal((await historyOf(server, readerCookie)).size, before + 2, 'only the visible messages were stored');
   });
 
   test('the refusals name their clientId and the socket stays usable', async () => {
