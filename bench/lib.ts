@@ -56,12 +56,21 @@ export class Histogram {
   }
 }
 
+/** Offered deliveries/s of the first step of a derived ladder: every server held ~10–16k at 200 and 500 clients. */
+const FIRST_STEP_DELIVERIES = 10_000;
+
 /**
  * The per-client send rates (messages/s) a fan-out room of `clients` is stepped through. Each room
  * size has its own ladder so every server holds its first step: deliveries/s grow with clients².
+ * A room size without a ladder of its own (`--clients 1000`) gets one that starts at about
+ * FIRST_STEP_DELIVERIES (the power of two at or below it) and doubles as often as the first ladder.
  */
 export function ratesFor(fanout: { rates: Record<number, number[]> }, clients: number): number[] {
-  return fanout.rates[clients] ?? Object.values(fanout.rates)[0]!;
+  const own = fanout.rates[clients];
+  if (own) return own;
+  const steps = Object.values(fanout.rates)[0]!.length;
+  const first = 2 ** Math.floor(Math.log2(FIRST_STEP_DELIVERIES / (clients * clients)));
+  return Array.from({ length: steps }, (_, i) => first * 2 ** i);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -5,6 +5,7 @@
 // next to the server's so a saturated load generator is not mistaken for a saturated server.
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
+import { WORST_CASE } from './costly-messages.ts';
 import { cpuMsOf, Histogram, ownCpuMs, rssKbOf, sleep, type Kind } from './lib.ts';
 import type { Step } from './report.ts';
 import { stampOf, WireSocket, type OnText } from './wire.ts';
@@ -352,6 +353,87 @@ async function memory(target: Target, steps: number[], socketsPerUser: number, s
   return { baseRssMB: baseKb / 1024, steps: out, openSeconds };
 }
 
+// ---- scenario 6: a hostile sender (Parley only) ------------------------------------------
+
+/**
+ * `observers` users in the lobby each send a plain-text message every `everyMs`; every delivery
+ * to every observer is timed. First without, then with one more account sending the costliest
+ * messages it may (costly-messages.ts) at its full allowed rate: the burst, then `ratePerSec`.
+ */
+async function hostile(target: Target, observers: number, everyMs: number, measureMs: number, burst: number, ratePerSec: number) {
+  let hist = new Histogram();
+  let delivered = 0;
+  let refused = 0;
+  const onText: OnText = (data, start, end) => {
+    const t = stampOf(data, start, end);
+    if (!(t >= 0)) return; // the attacker's own messages carry no stamp
+    delivered++;
+    hist.add(performance.now() - t);
+  };
+  const list: Client[] = [];
+  await pool(observers, 20, async (i) => {
+    list[i] = await open(target, i, { onText, onError: () => refused++ });
+  });
+  for (const client of list) client.join();
+  let attackerErrors = 0;
+  const attacker = await open(target, observers, { onError: () => attackerErrors++ });
+  await sleep(3000); // past the server's start-up (its sanitizer workers load jsdom on the other core)
+
+  const phase = async (attack: boolean) => {
+    hist = new Histogram();
+    delivered = 0;
+    refused = 0;
+    attackerErrors = 0;
+    let sent = 0;
+    let attackSent = 0;
+    const start = performance.now();
+    const cpu0 = cpuMsOf(target.pid);
+    const attackOne = () => attacker.send(WORST_CASE[attackSent++ % WORST_CASE.length]!);
+    if (attack) for (let i = 0; i < burst; i++) attackOne();
+    await new Promise<void>((resolve) => {
+      const tick = setInterval(() => {
+        const now = performance.now();
+        if (now - start >= measureMs) {
+          clearInterval(tick);
+          resolve();
+          return;
+        }
+        // Observers, spread evenly over each period.
+        const due = Math.floor(((now - start) * observers) / everyMs);
+        for (; sent < due; sent++) list[sent % observers]!.send(`~${performance.now().toFixed(3)}~ hello`);
+        if (attack) for (; attackSent < burst + Math.floor(((now - start) * ratePerSec) / 1000); ) attackOne();
+      }, 5);
+    });
+    const expected = sent * observers;
+    const deadline = performance.now() + 5000;
+    while (delivered < expected && performance.now() < deadline) await sleep(20);
+    const result = {
+      attack,
+      observerMessages: sent,
+      deliveredPct: expected ? (delivered / expected) * 100 : 0,
+      p50: hist.percentile(50),
+      p99: hist.percentile(99),
+      max: hist.percentile(100),
+      observerRefused: refused,
+      attackerFrames: attackSent,
+      attackerRefused: attackerErrors,
+      serverCpuPct: ((cpuMsOf(target.pid) - cpu0) / (performance.now() - start)) * 100,
+    };
+    process.send?.({
+      progress: `  ${attack ? 'with' : 'without'} the hostile sender: ${observers} observers, p50 ${result.p50} / p99 ${result.p99} / max ${result.max} ms, ` +
+        `${result.deliveredPct.toFixed(1)} % delivered, ${refused} observer frames refused; attacker ${attackSent} frames, ${attackerErrors} refused`,
+    });
+    return result;
+  };
+  const calm = await phase(false);
+  await sleep(3000); // the attacker's bucket refills
+  const attacked = await phase(true);
+  for (const client of list) client.close();
+  attacker.close();
+  await sleep(500);
+  return { observers, everyMs, measureMs, burst, ratePerSec, calm, attacked };
+}
+
 // ---- IPC ----------------------------------------------------------------------------------
 
 type Command =
@@ -359,6 +441,7 @@ type Command =
   | { cmd: 'storm'; target: Target; durationMs: number; concurrency: number; users: number }
   | { cmd: 'fanout'; target: Target; clients: number; rates: number[]; warmupMs: number; measureMs: number; drainMs: number; allSteps: boolean }
   | { cmd: 'memory'; target: Target; steps: number[]; socketsPerUser: number; settleMs: number }
+  | { cmd: 'hostile'; target: Target; observers: number; everyMs: number; measureMs: number; burst: number; ratePerSec: number }
   | { cmd: 'exit' };
 
 process.on('message', async (message: Command & { id: number }) => {
@@ -376,6 +459,9 @@ process.on('message', async (message: Command & { id: number }) => {
         break;
       case 'memory':
         result = await memory(message.target, message.steps, message.socketsPerUser, message.settleMs);
+        break;
+      case 'hostile':
+        result = await hostile(message.target, message.observers, message.everyMs, message.measureMs, message.burst, message.ratePerSec);
         break;
       case 'exit':
         process.exit(0);

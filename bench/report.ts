@@ -22,6 +22,20 @@ type Storm = { handshakes: number; failures: number; perSec: number; serverCpuPc
 type FanoutRun = { clients: number; steps: Step[] };
 type Memory = { baseRssMB: number; steps: Array<{ connections: number; rssMB: number; perConnectionKB: number }>; openSeconds: number };
 type Login = { users: number; registerPerSec: number; loginPerSec: number; loginSeconds: number; serverCpuPct: number; loadgenCpuPct: number };
+type HostilePhase = {
+  attack: boolean;
+  observerMessages: number;
+  deliveredPct: number;
+  p50: number;
+  p99: number;
+  max: number;
+  observerRefused: number;
+  attackerFrames: number;
+  attackerRefused: number;
+  serverCpuPct: number;
+};
+type Hostile = { observers: number; everyMs: number; measureMs: number; burst: number; ratePerSec: number; calm: HostilePhase; attacked: HostilePhase };
+type PoolRun = { workers: number; count: number; msgsPerSec: number; mainThreadMsgsPerSec: number; workerHeapMB: number[] };
 type SanitizeRun = { count: number; growthMB: number; steadyGrowthMB: number; msgsPerSec: number; rssMB: { start: number; end: number } };
 
 export type Results = {
@@ -38,7 +52,8 @@ export type Results = {
   storm: Partial<Record<Kind, Storm | Failed>>;
   fanout: Partial<Record<Kind, Record<number, FanoutRun | Failed>>>;
   memory: Partial<Record<Kind, Memory | Failed>>;
-  sanitize: { html: SanitizeRun; plain: SanitizeRun; sync: { count: number; retainedInJobPerMessageKB: number } } | undefined;
+  sanitize: { html: SanitizeRun; plain: SanitizeRun; sync: { count: number; retainedInJobPerMessageKB: number }; pool?: PoolRun } | undefined;
+  hostile?: Hostile | Failed | undefined;
   seconds?: number;
 };
 
@@ -135,6 +150,20 @@ export function renderTable(r: Results): string {
     add(`  ${int(plain.count)} plain-text msgs: msgs/s, heap growth`, { parley: `${int(plain.msgsPerSec)}, ${plain.growthMB.toFixed(2)} MB` });
     add(`  RSS start → end (HTML run)`, { parley: `${int(html.rssMB.start)} → ${int(html.rssMB.end)} MB` });
     add(`  sync-loop artefact (${int(sync.count)} in one job)`, { parley: `${sync.retainedInJobPerMessageKB.toFixed(1)} KB/msg held` });
+    const pool = r.sanitize.pool;
+    if (pool) {
+      add(`  HTML through the worker pool (${pool.workers} workers) vs. main thread: msgs/s`, { parley: `${int(pool.msgsPerSec)} vs. ${int(pool.mainThreadMsgsPerSec)}` });
+      add(`  worker heap after yielding, start → ⅓ → ⅔ → end`, { parley: `${pool.workerHeapMB.map(f1).join(' → ')} MB` });
+    }
+  }
+
+  // 6. hostile sender (Parley only)
+  if (ok(r.hostile)) {
+    const h = r.hostile as Hostile;
+    const cell = (p: HostilePhase) => `${f1(p.p50)} / ${f1(p.p99)} ms, ${f1(p.deliveredPct)} %, ${p.observerRefused} refused`;
+    add(`6 hostile sender: ${h.observers} observers' lobby p50 / p99, delivered, refused — calm`, { parley: cell(h.calm) }, 'not compared');
+    add(`  while one account sends the costliest messages (burst ${h.burst}, then ${h.ratePerSec}/s)`, { parley: cell(h.attacked) });
+    add('  attacker frames sent / refused; server CPU %', { parley: `${h.attacked.attackerFrames} / ${h.attacked.attackerRefused}; ${int(h.attacked.serverCpuPct)} %` });
   }
 
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));

@@ -3,7 +3,7 @@
 //
 //   npm run bench               full run (< 15 min): fan-out at 200 and 500 clients, memory to 10k
 //   npm run bench -- --quick    development run (< 2 min): 200 clients, 1k idle connections
-//   options: --only parley,bare   --scenarios storm,fanout,memory,sanitize   (default: all)
+//   options: --only parley,bare   --scenarios storm,fanout,memory,sanitize,hostile   (default: all)
 //            --clients 200,500 (fan-out room sizes; default 200 quick, 200,500 full)
 //            --all-steps (keep stepping after a step is not held: CPU per delivery at every load)
 //            --cpu-prof DIR (servers write V8 CPU profiles there, one per server start)
@@ -30,7 +30,7 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
-    scenarios: { type: 'string', default: 'storm,fanout,memory,sanitize' },
+    scenarios: { type: 'string', default: 'storm,fanout,memory,sanitize,hostile' },
     'all-steps': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     clients: { type: 'string' },
@@ -52,6 +52,7 @@ const PROFILE = quick
       fanout: { clients: [200], rates: { 200: [0.5, 1, 2, 4, 8], 500: [0.125, 0.25, 0.5, 1, 2] } as Record<number, number[]>, warmupMs: 500, measureMs: 2000, drainMs: 800 },
       memory: { steps: [1000], socketsPerUser: 8, settleMs: 1000 },
       sanitize: { count: 20_000, syncCount: 2000 },
+      hostile: { observers: 20, everyMs: 500, measureMs: 5000 },
     }
   : {
       users: 1250,
@@ -59,6 +60,7 @@ const PROFILE = quick
       fanout: { clients: [200, 500], rates: { 200: [0.25, 0.5, 1, 2, 4, 8], 500: [0.0625, 0.125, 0.25, 0.5, 1, 2] } as Record<number, number[]>, warmupMs: 1000, measureMs: 5000, drainMs: 1500 },
       memory: { steps: [1000, 5000, 10_000], socketsPerUser: 8, settleMs: 2000 },
       sanitize: { count: 200_000, syncCount: 5000 },
+      hostile: { observers: 50, everyMs: 500, measureMs: 10_000 },
     };
 
 if (values.clients) {
@@ -215,6 +217,7 @@ const results: Results = {
   fanout: {},
   memory: {},
   sanitize: undefined,
+  hostile: undefined,
 };
 
 try {
@@ -248,6 +251,15 @@ try {
     results.memory[kind] = (await withServer(kind, (server) => command('memory', server, PROFILE.memory))) as never;
   }
 
+  if (scenarios.has('hostile') && kinds.includes('parley')) {
+    // Parley only: neither peer has a sanitizer, so there is nothing to compare.
+    note(`hostile sender: ${PROFILE.hostile.observers} observers, one account sending the costliest messages at its full allowed rate`);
+    const limits = loadConfig({}, []).ws;
+    results.hostile = (await withServer('parley', (server) =>
+      command('hostile', server, { ...PROFILE.hostile, burst: limits.messageBurst, ratePerSec: limits.messagesPerSecond }),
+    )) as never;
+  }
+
   if (scenarios.has('sanitize')) {
     note(`sanitizer: ${PROFILE.sanitize.count} HTML and plain-text messages (bench/sanitize-heap.ts)`);
     results.sanitize = await runSanitize(PROFILE.sanitize.count, PROFILE.sanitize.syncCount);
@@ -275,7 +287,7 @@ async function runSanitize(count: number, syncCount: number): Promise<Results['s
 results.seconds = (performance.now() - started) / 1000;
 fs.mkdirSync(RESULTS, { recursive: true });
 // A run restricted with --only/--scenarios/--all-steps does not replace a complete run's files.
-const partial = Boolean(values.only) || Boolean(values.clients) || scenarios.size < 4 || values['all-steps'];
+const partial = Boolean(values.only) || Boolean(values.clients) || scenarios.size < 5 || values['all-steps'];
 const suffix = `${quick ? '-quick' : ''}${partial ? '-partial' : ''}`;
 fs.writeFileSync(path.join(RESULTS, `bench${suffix}.json`), `${JSON.stringify(results, null, 2)}\n`);
 fs.writeFileSync(path.join(RESULTS, `fanout-latency${suffix}.svg`), renderSvg(results));

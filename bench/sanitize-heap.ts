@@ -1,6 +1,7 @@
 // Heap and throughput of the message sanitizer, measured the way the server runs it.
 //
 //   npx node --expose-gc bench/sanitize-heap.ts [--count 200000] [--sync-count 5000] [--yield-every 100]
+//                                               [--pool-workers N] [--pool-only]
 //
 // 1. HTML messages, yielding to the event loop (setImmediate) every 100 — like a server
 //    that sanitizes one message per frame handler. Heap after GC at start, 1/3, 2/3, end.
@@ -8,7 +9,13 @@
 // 3. For contrast, the synchronous-loop artefact: N HTML messages in one job, heap retained
 //    before the job returns and after one setImmediate. See docs/decisions/004-sanitizer-memory.md.
 //
-// Prints a table, then one JSON line; the JSON also goes to bench/results/sanitize.json.
+// 4. HTML messages through the server's worker pool (server/security/sanitizer-pool.ts), as
+//    many in flight as a busy server would have: msgs/s next to the main-thread figure, and
+//    each worker's heap after it yielded (decision 004's method, inside the worker) at start,
+//    1/3, 2/3 and end. --pool-only runs a short main-thread run for the comparison and this.
+//
+// Prints a table, then one JSON line; the JSON also goes to bench/results/sanitize.json
+// (with --pool-only: sanitize-pool.json).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
@@ -16,18 +23,24 @@ import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import DOMPurify from 'dompurify';
+import os from 'node:os';
 import { sanitizeMessage } from '../server/security/sanitize.ts';
+import { SanitizerPool } from '../server/security/sanitizer-pool.ts';
 
 const { values } = parseArgs({
   options: {
     count: { type: 'string', default: '200000' },
     'sync-count': { type: 'string', default: '5000' },
     'yield-every': { type: 'string', default: '100' },
+    'pool-workers': { type: 'string', default: String(Math.max(1, os.availableParallelism() - 1)) },
+    'pool-only': { type: 'boolean', default: false },
   },
 });
 const COUNT = positiveInt(values.count, '--count');
 const SYNC_COUNT = positiveInt(values['sync-count'], '--sync-count');
 const YIELD_EVERY = positiveInt(values['yield-every'], '--yield-every');
+const POOL_WORKERS = positiveInt(values['pool-workers'], '--pool-workers');
+const POOL_ONLY = values['pool-only'];
 
 function positiveInt(text: string, flag: string): number {
   const n = Number(text);
@@ -172,9 +185,59 @@ async function syncRun(count: number): Promise<SyncRun> {
   };
 }
 
+type PoolRun = { workers: number; count: number; inFlight: number; seconds: number; msgsPerSec: number; mainThreadMsgsPerSec: number; workerHeapMB: number[] };
+
+/** `count` HTML messages through the worker pool, `inFlight` at a time; worker heap measured inside each worker after it yielded. */
+async function poolRun(count: number, mainThreadMsgsPerSec: number): Promise<PoolRun> {
+  const pool = new SanitizerPool({ workers: POOL_WORKERS, budgetMs: 10_000, maxQueue: 1_000_000 });
+  const inFlight = POOL_WORKERS * 8;
+  try {
+    const mean = async () => (await pool.heapUsed()).reduce((a, b) => a + b, 0) / POOL_WORKERS / MB;
+    let done = 0;
+    const drive = async (until: number) => {
+      await Promise.all(
+        Array.from({ length: inFlight }, async () => {
+          while (done < until) {
+            const result = await pool.sanitize(htmlMessage(done++));
+            if (!result.ok) throw new Error(`pool refused a message: ${result.reason}`);
+          }
+        }),
+      );
+    };
+    await drive(2000); // warm-up
+    done = 0;
+    const heap = [await mean()];
+    let elapsed = 0;
+    for (const until of [Math.floor(count / 3), Math.floor((2 * count) / 3), count]) {
+      const t0 = performance.now();
+      await drive(until);
+      elapsed += performance.now() - t0;
+      heap.push(await mean());
+    }
+    return { workers: POOL_WORKERS, count, inFlight, seconds: elapsed / 1000, msgsPerSec: count / (elapsed / 1000), mainThreadMsgsPerSec, workerHeapMB: heap };
+  } finally {
+    await pool.close();
+  }
+}
+
+if (POOL_ONLY) {
+  const main = await yieldingRun(`HTML, yield every ${YIELD_EVERY}`, htmlMessage, Math.min(COUNT, 20_000));
+  const pool = await poolRun(COUNT, main.msgsPerSec);
+  const out = { bench: 'sanitize-pool', date: new Date().toISOString(), node: process.version, cpus: os.availableParallelism(), pool };
+  console.log(
+    `HTML through the pool (${pool.workers} workers, ${pool.inFlight} in flight): ${Math.round(pool.msgsPerSec).toLocaleString('en-US')} msgs/s ` +
+      `vs. ${Math.round(pool.mainThreadMsgsPerSec).toLocaleString('en-US')} on the main thread; worker heap after yielding ${pool.workerHeapMB.map((h) => h.toFixed(1)).join(' → ')} MB`,
+  );
+  console.log(JSON.stringify(out));
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  writeFileSync(new URL('./results/sanitize-pool.json', import.meta.url), `${JSON.stringify(out, null, 2)}\n`);
+  process.exit(0);
+}
+
 const html = await yieldingRun(`HTML, yield every ${YIELD_EVERY}`, htmlMessage, COUNT);
 const plain = await yieldingRun(`plain text, yield every ${YIELD_EVERY}`, plainMessage, COUNT);
 const sync = await syncRun(SYNC_COUNT);
+const pool = await poolRun(Math.min(COUNT, 50_000), html.msgsPerSec);
 
 // ---- report ---------------------------------------------------------------
 const require = createRequire(import.meta.url);
@@ -189,6 +252,7 @@ const result = {
   html,
   plain,
   sync,
+  pool,
 };
 
 const f1 = (n: number): string => n.toFixed(1);
@@ -221,6 +285,11 @@ console.log(
   `\nSynchronous loop (the artefact), ${sync.count} HTML messages in one job: ` +
     `${f1(sync.retainedInJobMB)} MB retained before returning = ${f2(sync.retainedInJobPerMessageKB)} KB/message ` +
     `(after a full GC); after one setImmediate: ${sync.afterOneSetImmediatePerMessageKB.toFixed(3)} KB/message.`,
+);
+console.log(
+  `HTML through the worker pool (${pool.workers} workers, ${pool.inFlight} in flight), ${pool.count} messages: ` +
+    `${Math.round(pool.msgsPerSec).toLocaleString('en-US')} msgs/s vs. ${Math.round(pool.mainThreadMsgsPerSec).toLocaleString('en-US')} on the main thread; ` +
+    `worker heap after yielding ${pool.workerHeapMB.map((h) => f1(h)).join(' → ')} MB.`,
 );
 if (!result.gcExposed) console.log('(gc obtained at run time; run with --expose-gc for the documented setup)');
 const json = JSON.stringify(result);

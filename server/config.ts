@@ -1,6 +1,7 @@
 // Environment → one typed, validated config object. Every limit a workshop or a fork
 // may need to change is here, with a safe default; docs/protocol.md lists them all.
 // A bad value fails at start with a message that names the variable.
+import os from 'node:os';
 import path from 'node:path';
 import proxyAddr from 'proxy-addr';
 
@@ -97,6 +98,18 @@ export type Config = {
   };
   /** A refusal a socket repeats is logged once, then once more with a count at the end of this window. */
   logRepeatWindowMs: number;
+  /** HTML messages are sanitized in worker threads, within bounds (server/security/render-message.ts). */
+  sanitize: {
+    workers: number;
+    /** Wall-clock time one message may take in a worker before it is refused (`too_complex`). */
+    budgetMs: number;
+    /** Refused before parsing (`too_complex`): more markup tokens than this… */
+    maxTags: number;
+    /** …or a deeper nesting estimate than this. */
+    maxDepth: number;
+    /** HTML messages waiting for a worker; past this they are refused (`server_busy`). */
+    maxQueue: number;
+  };
   /** Controls switched off for a lab exercise or a test. Empty in any real deployment. */
   disabled: ReadonlySet<Control>;
 };
@@ -284,6 +297,14 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxHeaderBytes: int(env, 'HTTP_MAX_HEADER_BYTES', 16 * 1024, 4 * 1024, 64 * 1024),
     },
     logRepeatWindowMs: seconds(env, 'LOG_REPEAT_WINDOW_SECONDS', 10, 0.1, 3600),
+    sanitize: {
+      // One worker per core, leaving one core to the event loop that serves every socket.
+      workers: int(env, 'SANITIZE_WORKERS', Math.max(1, Math.min(8, os.availableParallelism() - 1)), 1, 64),
+      budgetMs: seconds(env, 'SANITIZE_BUDGET_SECONDS', 0.2, 0.005, 10),
+      maxTags: int(env, 'SANITIZE_MAX_TAGS', 100, 1, 2000),
+      maxDepth: int(env, 'SANITIZE_MAX_DEPTH', 16, 1, 2000),
+      maxQueue: int(env, 'SANITIZE_MAX_QUEUE', 256, 1, 100_000),
+    },
     disabled: unsafeDisabled(env, host),
   });
 }

@@ -18,6 +18,9 @@ import { HashLimiter } from './security/passwords.ts';
 import { RegistrationLimit } from './security/registration-limit.ts';
 import { sanitizeMessage } from './security/sanitize.ts';
 import { openBackend } from './backends.ts';
+import { TokenBuckets } from './security/rate-limit.ts';
+import { createMessageRenderer } from './security/render-message.ts';
+import { SanitizerPool } from './security/sanitizer-pool.ts';
 import type { ParleyStore } from './store/store.ts';
 import { loadCertificate, tlsOptions, type Certificate } from './tls.ts';
 import { createWsSide, type WsSide } from './ws/server.ts';
@@ -54,8 +57,15 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   const sessionParser = createSessionParser(config, store, secret);
   const checkOrigin = createOriginCheck(config.appOrigins);
   const addressOf = createAddressOf(config.trustProxy);
-  // Lab/test switch: with 'sanitize' disabled, raw text is stored and broadcast as HTML.
-  const sanitize = config.disabled.has('sanitize') ? (text: string) => text : sanitizeMessage;
+  // Lab/test switch: with 'sanitize' disabled, no pool: raw text is stored and broadcast as HTML.
+  const pool = config.disabled.has('sanitize') ? undefined : new SanitizerPool(config.sanitize);
+  // Per-user message budget, shared by the frame reader (a token per frame) and the renderer (cost).
+  const messageBuckets = new TokenBuckets(config.ws.messagesPerSecond, config.ws.messageBurst);
+  const renderMessage = createMessageRenderer({
+    pool,
+    buckets: config.disabled.has('rate-limit') ? undefined : messageBuckets,
+    limits: { ...config.sanitize, burst: config.ws.messageBurst },
+  });
 
   const app = createApp({
     config,
@@ -98,7 +108,8 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     revocations,
     addressOf,
     log,
-    sanitize,
+    renderMessage,
+    messageBuckets,
     bus,
     ...(options.dev ? { passThrough: (req) => String(req.headers['sec-websocket-protocol'] ?? '').startsWith('vite-') } : {}),
   });
@@ -150,6 +161,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
       server.closeAllConnections(); // HTTP requests still running after the grace
       await Promise.race([httpClosed, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       await store.close();
+      await pool?.close();
     },
   };
 }

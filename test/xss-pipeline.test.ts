@@ -1,6 +1,8 @@
 // Stored XSS through the whole pipeline: a real client sends every payload over WSS, the
 // server validates, sanitizes, stores and broadcasts it, and what another user receives
-// (live and from history) is parsed the way a browser would and walked node by node.
+// (live and from history) is parsed the way a browser would and walked node by node. A payload
+// that sanitizes to nothing visible (a lone <script>, an <img onerror>) is refused with an
+// `empty_message` error instead, and nothing of it is stored.
 // Run: npx node --test test/xss-pipeline.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,11 +10,22 @@ import type { Control } from '../server/config.ts';
 import { joined, open, signUp, startServer, type Client, type TestServer } from './helpers/server.ts';
 import { BENIGN_CASES, XSS_PAYLOADS } from './fixtures/xss-payloads.ts';
 import { violations } from './helpers/inert-html.ts';
+import { sanitizeMessage, textOfSanitized } from '../server/security/sanitize.ts';
+import { hasVisibleText } from '../server/security/visible-text.ts';
 
 const HIGH_RATE = { WS_MESSAGES_PER_SECOND: '1000', WS_MESSAGE_BURST: '1000' };
 
 type Sent = { name: string; input: string; clientId: string };
-type Delivery = { server: TestServer; sender: Client; victim: Client; sent: Sent[]; ids: Map<string, number>; broadcast: Map<number, string> };
+type Delivery = {
+  server: TestServer;
+  sender: Client;
+  victim: Client;
+  sent: Sent[];
+  ids: Map<string, number>;
+  /** clientId → error code, for sends the server refused. */
+  refused: Map<string, string>;
+  broadcast: Map<number, string>;
+};
 
 /** Starts a server, has "mallory" send every payload and benign case to the lobby, and "victim" receive them. */
 async function deliver(disabled?: Control[]): Promise<Delivery> {
@@ -25,18 +38,25 @@ async function deliver(disabled?: Control[]): Promise<Delivery> {
   ];
   for (const s of sent) sender.send({ type: 'send', room: 'lobby', text: s.input, clientId: s.clientId });
   const ids = new Map<string, number>();
-  for (let i = 0; i < sent.length; i++) {
-    const ack = await sender.next('ack');
-    ids.set(ack.clientId, ack.id);
+  const refused = new Map<string, string>();
+  // Every send is answered once: an ack, or an error naming its clientId.
+  const deadline = Date.now() + 30_000;
+  while (ids.size + refused.size < sent.length && Date.now() < deadline) {
+    for (const f of sender.frames) {
+      if (f.type === 'ack') ids.set(f.clientId, f.id);
+      if (f.type === 'error' && f.clientId !== undefined) refused.set(f.clientId, f.code);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  assert.equal(ids.size + refused.size, sent.length, 'every send answered with an ack or an error');
   const broadcast = new Map<number, string>();
-  while (broadcast.size < sent.length) {
+  while (broadcast.size < ids.size) {
     const message = await victim.next('message');
     assert.equal(message.room, 'lobby');
     assert.equal(message.user, 'mallory');
     broadcast.set(message.id, message.html);
   }
-  return { server, sender, victim, sent, ids, broadcast };
+  return { server, sender, victim, sent, ids, refused, broadcast };
 }
 
 /** The html the victim received for one sent item. */
@@ -73,10 +93,25 @@ describe('stored XSS through WSS → sanitize → store → broadcast → histor
     assert.ok(XSS_PAYLOADS.length >= 30, `${XSS_PAYLOADS.length} payloads`);
     for (const s of d!.sent.filter((x) => x.clientId.startsWith('x'))) {
       await t.test(s.name, () => {
+        if (d!.refused.has(s.clientId)) {
+          // Nothing visible survived the sanitizer: refused, not stored, nothing reaches the victim.
+          assert.equal(d!.refused.get(s.clientId), 'empty_message', `${s.name} refused with empty_message`);
+          assert.equal(hasVisibleText(textOfSanitized(sanitizeMessage(s.input))), false, `${s.name} sanitizes to nothing visible`);
+          return;
+        }
         const html = received(d!, s);
         assert.deepEqual(violations(html), [], `broadcast html ${JSON.stringify(html)} for ${JSON.stringify(s.input)}`);
       });
     }
+  });
+
+  test('payloads with nothing visible left are refused, the others delivered; every benign case delivered', (t) => {
+    const refusedNames = d!.sent.filter((s) => d!.refused.has(s.clientId)).map((s) => s.name);
+    t.diagnostic(`${refusedNames.length} of ${XSS_PAYLOADS.length} payloads refused as empty_message, ${d!.ids.size} delivered`);
+    assert.ok(refusedNames.includes('script tag'), 'a lone <script> is refused');
+    assert.ok(d!.ids.size >= 30, 'most payloads still go through the sanitizer and are delivered inert');
+    assert.ok([...d!.refused.values()].every((code) => code === 'empty_message'));
+    assert.ok(d!.sent.filter((s) => s.clientId.startsWith('g')).every((s) => d!.ids.has(s.clientId)));
   });
 
   test('benign formatting survives: <b>bold</b> arrives as <b>bold</b>, links get rel/target, text stays text', async (t) => {
@@ -104,8 +139,8 @@ describe('stored XSS through WSS → sanitize → store → broadcast → histor
       reader.send({ type: 'history', room: 'lobby', before: page.messages[0]!.id });
       page = await reader.next('history');
     }
-    assert.equal(stored.size, d!.sent.length, 'history holds every message');
-    for (const s of d!.sent) {
+    assert.equal(stored.size, d!.ids.size, 'history holds every acknowledged message, and nothing of the refused ones');
+    for (const s of d!.sent.filter((x) => d!.ids.has(x.clientId))) {
       const id = d!.ids.get(s.clientId)!;
       assert.equal(stored.get(id), d!.broadcast.get(id), `stored html of ${s.name} equals the broadcast html`);
     }

@@ -3,6 +3,8 @@
 //
 // Two shapes, on purpose:
 // - TokenBuckets limit *use* per user (messages/s with a burst), where the user is known.
+//   A frame takes one token; an expensive message is charged more (render-message.ts), so
+//   the budget is one of cost, not of count.
 // - FailureWindows count *failures* per client address (bad passwords, refused upgrades).
 //   Workshops put hundreds of people behind one NAT address, so successful use from an
 //   address is never counted against it.
@@ -21,18 +23,34 @@ export class TokenBuckets {
     this.#now = now;
   }
 
-  /** Take one token for `key`; false when the bucket is empty. */
-  take(key: string): boolean {
+  /** Take `units` tokens for `key` if it holds them all; false (and nothing taken) otherwise. */
+  take(key: string, units = 1): boolean {
+    const bucket = this.#refill(key);
+    const allowed = bucket.tokens >= units;
+    if (allowed) bucket.tokens -= units;
+    return allowed;
+  }
+
+  /**
+   * Charge work already done (its cost is known only afterwards): the tokens are taken even
+   * if the bucket goes below zero, down to one burst of debt, so `key`'s next frames are
+   * refused until the debt is paid back at the refill rate. Verdict: whether `key` still
+   * has a token left, i.e. may send its next frame now.
+   */
+  charge(key: string, units: number): boolean {
+    const bucket = this.#refill(key);
+    bucket.tokens = Math.max(-this.#burst, bucket.tokens - units);
+    return bucket.tokens >= 1;
+  }
+
+  #refill(key: string): Bucket {
     const now = this.#now();
     const bucket = this.#buckets.get(key) ?? { tokens: this.#burst, updated: now };
     bucket.tokens = Math.min(this.#burst, bucket.tokens + (now - bucket.updated) * this.#ratePerMs);
     bucket.updated = now;
-    const allowed = bucket.tokens >= 1;
-    if (allowed) bucket.tokens -= 1;
     this.#buckets.set(key, bucket);
-    return allowed;
+    return bucket;
   }
-
 }
 
 type Window = { count: number; resetAt: number };

@@ -4,6 +4,9 @@
 // ASVS 1.3.1: untrusted HTML goes through a well-known sanitizer (DOMPurify) with a
 // strict allowlist; nothing else in the server builds message HTML.
 //
+// The server runs this inside worker threads (sanitizer-pool.ts, sanitize-worker.ts), one
+// window per worker, so that a costly message never holds the event loop that serves everyone.
+//
 // Memory: jsdom keeps every document parsed in one synchronous job alive until that
 // job ends (WeakRef + V8's KeepDuringJob set), 10–20 KB per message. One message per
 // I/O callback is fine; loops must yield. See docs/decisions/004-sanitizer-memory.md.
@@ -47,6 +50,17 @@ export function sanitizeMessage(text: string): string {
     // Reset it so nothing outlives the call. Only text is kept: no documents, no nodes.
     if (purify.removed.length > 0) purify.removed = [];
   }
+}
+
+/**
+ * The text a sanitized fragment shows (tags gone, character references decoded), for the
+ * "nothing visible" check (visible-text.ts). Parses only what sanitizeMessage returned.
+ */
+export function textOfSanitized(html: string): string {
+  if (html.indexOf('<') === -1 && html.indexOf('&') === -1) return html;
+  const template = window.document.createElement('template');
+  template.innerHTML = html;
+  return template.content.textContent ?? '';
 }
 
 /**

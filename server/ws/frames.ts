@@ -4,7 +4,7 @@
 import { CLOSE, parseClientFrame, type ClientFrame } from '../../shared/protocol.ts';
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
-import { TokenBuckets } from '../security/rate-limit.ts';
+import type { TokenBuckets } from '../security/rate-limit.ts';
 import type { Connection } from './connection.ts';
 
 function clientIdOf(data: Buffer): string | undefined {
@@ -14,9 +14,11 @@ function clientIdOf(data: Buffer): string | undefined {
 
 export type FrameReader = (connection: Connection, data: Buffer, isBinary: boolean) => ClientFrame | undefined;
 
-export function createFrameReader(config: Config, log: AuditLog): FrameReader {
-  // Per user, not per socket: opening more sockets buys no more messages.
-  const buckets = new TokenBuckets(config.ws.messagesPerSecond, config.ws.messageBurst);
+/**
+ * `buckets`: per user, not per socket (opening more sockets buys no more messages), and shared
+ * with the message renderer, which charges an expensive message more than this one token.
+ */
+export function createFrameReader(config: Config, log: AuditLog, buckets: TokenBuckets): FrameReader {
   const rateLimited = !config.disabled.has('rate-limit');
 
   return (connection, data, isBinary) => {

@@ -8,6 +8,7 @@
 import { LOBBY, type ClientFrame, type ErrorCode } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { RepeatLog } from '../security/repeat-log.ts';
+import type { RenderMessage } from '../security/render-message.ts';
 import { StoreUnavailableError, type ParleyStore } from '../store/store.ts';
 import type { Connection } from './connection.ts';
 import type { Fanout } from './fanout.ts';
@@ -17,7 +18,8 @@ export type HandlerDeps = {
   store: ParleyStore;
   fanout: Fanout;
   registry: Registry;
-  sanitize: (text: string) => string;
+  /** Sanitizes (in a worker, within bounds) and charges the sender by cost; or refuses. */
+  renderMessage: RenderMessage;
   log: AuditLog;
   /** Refusals a socket repeats are logged once per window (security/repeat-log.ts). */
   logRepeated: RepeatLog;
@@ -34,7 +36,7 @@ const NOT_A_MEMBER: Refusal = { ok: false, code: 'forbidden', message: 'You are 
 
 type Handler<T extends ClientFrame['type']> = (connection: Connection, frame: Extract<ClientFrame, { type: T }>) => Promise<void>;
 
-export function createHandlers({ store, fanout, registry, sanitize, log, logRepeated, historyPageSize, onMembershipChanged }: HandlerDeps) {
+export function createHandlers({ store, fanout, registry, renderMessage, log, logRepeated, historyPageSize, onMembershipChanged }: HandlerDeps) {
   async function access(room: string, user: string): Promise<Access> {
     const found = await store.findRoom(room);
     if (!found) return NO_SUCH_ROOM;
@@ -97,8 +99,11 @@ export function createHandlers({ store, fanout, registry, sanitize, log, logRepe
       // insert below checks membership again, in the same statement that stores the message.
       const result = await access(room, connection.user);
       if (!result.ok) return refuse(connection, result, room, clientId);
-      // Sanitized once, on the way in: what is stored and broadcast is already safe HTML.
-      const html = sanitize(text);
+      // Sanitized once, on the way in (off the event loop, within a budget, charged by cost:
+      // security/render-message.ts): what is stored and broadcast is already safe HTML.
+      const rendered = await renderMessage(connection.user, text);
+      if (!rendered.ok) return connection.sendError(rendered.code, rendered.message, clientId);
+      const { html } = rendered;
       const ts = Date.now();
       const posted = await store.addMessage({ room, user: connection.user, html, ts, clientId });
       if (!posted.ok) return refuse(connection, NOT_A_MEMBER, room, clientId);

@@ -14,6 +14,8 @@ import type { ClusterBus } from '../cluster/bus.ts';
 import type { Revocations } from '../cluster/revocations.ts';
 import { createHostCheck } from '../security/host.ts';
 import { createRepeatLog } from '../security/repeat-log.ts';
+import type { TokenBuckets } from '../security/rate-limit.ts';
+import type { RenderMessage } from '../security/render-message.ts';
 import type { ParleyStore } from '../store/store.ts';
 import { ClusterFanout } from './cluster-fanout.ts';
 import { Connection } from './connection.ts';
@@ -31,7 +33,9 @@ export type WsDeps = {
   revocations: Revocations;
   addressOf: AddressOf;
   log: AuditLog;
-  sanitize: (text: string) => string;
+  renderMessage: RenderMessage;
+  /** Per-user message budget: a frame takes a token here, an expensive message more in renderMessage. */
+  messageBuckets: TokenBuckets;
   passThrough?: (req: IncomingMessage) => boolean;
   /** What instances tell each other (a LocalBus for one instance). */
   bus: ClusterBus;
@@ -66,7 +70,7 @@ export function createWsSide(deps: WsDeps): WsSide {
     store,
     fanout,
     registry,
-    sanitize: deps.sanitize,
+    renderMessage: deps.renderMessage,
     log,
     logRepeated: createRepeatLog(log, config.logRepeatWindowMs),
     historyPageSize: config.ws.historyPageSize,
@@ -78,7 +82,7 @@ export function createWsSide(deps: WsDeps): WsSide {
       log('server_error', { user, reason: 'membership_refresh', detail: error instanceof Error ? error.message : 'unknown' }),
     ),
   );
-  const readFrame = createFrameReader(config, log);
+  const readFrame = createFrameReader(config, log, deps.messageBuckets);
   const sessionDeadline = createSessionCheck(config, store.sessions, log);
 
   function tryAgainLater(connection: Connection): void {

@@ -1,0 +1,45 @@
+// The body of one sanitizer worker thread (run by piscina from sanitizer-pool.ts). Each worker
+// has its own jsdom window and DOMPurify instance (sanitize.ts, the one policy in
+// shared/sanitize-policy.ts). A worker handles one task at a time; each task arrives as its
+// own message event, i.e. its own macrotask, so the documents it parsed are released when it
+// returns (docs/decisions/004-sanitizer-memory.md). The pool must therefore not use piscina's
+// Atomics wait loop, which runs task after task inside one job.
+import { getHeapStatistics } from 'node:v8';
+import { sanitizeMessage, textOfSanitized } from './sanitize.ts';
+import { hasVisibleText } from './visible-text.ts';
+
+/** `times` is shared with the pool: the worker writes Date.now() into [0] when it begins, into [1] when done. */
+export type SanitizeTask = { text: string; times: Float64Array };
+export type SanitizeResult = { html: string; visible: boolean; ms: number };
+
+// Warm-up at load, before the pool hands this worker anything: the first parses of a fresh
+// isolate run cold (lazy jsdom/DOMPurify set-up, no optimized code) and would be timed
+// against the budget and charged to whoever sent the first message.
+for (let i = 0; i < 50; i++) sanitizeMessage(`<b>warm ${i}</b> <a href="https://example.org/${i}">up</a> &amp; <u>x</u>`);
+
+/**
+ * A cheap first look: a visible character outside tags and character references is visible
+ * text for sure (the serializer escapes `<` and `>` inside attribute values, so a tag is `<…>`).
+ * Only when this finds none does the worker parse the fragment to read its text.
+ */
+function hasVisibleMarkupText(html: string): boolean {
+  return hasVisibleText(html.replace(/<[^>]*>|&(?:#\d+|#x[\da-f]+|\w+);/gi, ''));
+}
+
+/** Sanitize one message; tells the pool when it starts, so the time budget counts work, not queueing. */
+export default function sanitize({ text, times }: SanitizeTask): SanitizeResult {
+  times[0] = Date.now();
+  const start = performance.now();
+  const html = sanitizeMessage(text);
+  const visible = hasVisibleMarkupText(html) || hasVisibleText(textOfSanitized(html));
+  const ms = performance.now() - start;
+  times[1] = Date.now();
+  return { html, visible, ms };
+}
+
+/** Heap in use by this worker's isolate (bench and tests; call after the event loop turned). */
+export async function heapUsed(): Promise<number> {
+  await new Promise(setImmediate); // decision 004: only a macrotask releases the last job's documents
+  (globalThis as { gc?: () => void }).gc?.();
+  return getHeapStatistics().used_heap_size;
+}

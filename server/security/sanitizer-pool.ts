@@ -1,0 +1,106 @@
+// HTML sanitizing off the event loop: a small pool of worker threads (piscina), each with its
+// own jsdom window (sanitize-worker.ts), and a time budget per message. The event loop that
+// reads every socket and fans out every message never parses HTML, so one user's costly
+// message delays nobody else's delivery. Why and how much: docs/decisions/011-sanitizer-worker-pool.md.
+//
+// The budget counts from the moment a worker starts the message (the worker writes the time
+// into a small shared buffer the task carries; a timer checks it), not from when it was
+// queued: a message that waited behind others is not refused for their cost. (A MessagePort
+// per task would say the same, at 3× the round-trip cost.) A parse cannot be interrupted from inside, so a message over budget
+// is aborted, which terminates its worker; piscina starts a replacement.
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { SanitizeResult, SanitizeTask } from './sanitize-worker.ts';
+
+export type PoolOptions = {
+  /** Worker threads (SANITIZE_WORKERS). */
+  workers: number;
+  /** Wall-clock time one message may take inside a worker (SANITIZE_BUDGET_SECONDS). */
+  budgetMs: number;
+  /** Messages that may wait for a worker; past this the pool answers `busy`. */
+  maxQueue: number;
+};
+
+export type PoolVerdict =
+  | ({ ok: true } & SanitizeResult)
+  | { ok: false; reason: 'over_budget' | 'busy' };
+
+/** A worker's heap is bounded too: a message that makes it grow past this ends that worker (→ `over_budget`). */
+const WORKER_HEAP_MB = 256;
+
+export class SanitizerPool {
+  readonly #pool: Piscina<SanitizeTask, SanitizeResult>;
+  readonly #budgetMs: number;
+  /** Running + waiting messages may not exceed this (piscina does not bound abortable tasks by maxQueue). */
+  readonly #capacity: number;
+  #inFlight = 0;
+  /** Workers terminated for a message over budget (replaced by piscina). */
+  replaced = 0;
+
+  constructor({ workers, budgetMs, maxQueue }: PoolOptions) {
+    this.#budgetMs = budgetMs;
+    this.#capacity = workers + maxQueue;
+    this.#pool = new Piscina<SanitizeTask, SanitizeResult>({
+      filename: fileURLToPath(new URL('./sanitize-worker.ts', import.meta.url)),
+      minThreads: workers, // started (and warmed up) now, not on the first message
+      maxThreads: workers,
+      idleTimeout: Infinity,
+      // Decision 004: each task must be its own macrotask in the worker, or the documents of
+      // every task a worker runs back to back stay alive together (piscina's Atomics loop).
+      atomics: 'disabled',
+      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+    });
+    // A worker that dies outside a task (it should not) is replaced by piscina; do not crash the server.
+    this.#pool.on('error', () => {});
+  }
+
+  async sanitize(text: string): Promise<PoolVerdict> {
+    if (this.#inFlight >= this.#capacity) return { ok: false, reason: 'busy' };
+    this.#inFlight += 1;
+    const abort = new AbortController();
+    // [start, end] as the worker's Date.now(), 0 until then. The end matters when this thread
+    // was busy: the timer may fire before the finished task's result is read, and must not
+    // mistake a message that finished in time for one still running.
+    const times = new Float64Array(new SharedArrayBuffer(16));
+    let timer: NodeJS.Timeout | undefined;
+    const check = () => {
+      const [start, end] = [times[0]!, times[1]!];
+      const left = start === 0 || end !== 0 ? this.#budgetMs : start + this.#budgetMs - Date.now();
+      if (left <= 0) abort.abort();
+      else timer = setTimeout(check, left);
+    };
+    timer = setTimeout(check, this.#budgetMs);
+    try {
+      const result = await this.#pool.run({ text, times }, { signal: abort.signal });
+      return { ok: true, ...result };
+    } catch (error) {
+      if (abort.signal.aborted) {
+        this.replaced += 1;
+        return { ok: false, reason: 'over_budget' };
+      }
+      // The worker ran out of its heap (resourceLimits): the message was too costly.
+      if ((error as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY') return { ok: false, reason: 'over_budget' };
+      throw error;
+    } finally {
+      this.#inFlight -= 1;
+      clearTimeout(timer);
+    }
+  }
+
+  /** Heap in use by each worker, measured inside it after yielding (bench, tests). */
+  async heapUsed(): Promise<number[]> {
+    const runs = Array.from({ length: this.#pool.threads.length }, () =>
+      this.#pool.run(undefined as unknown as SanitizeTask, { name: 'heapUsed' }) as unknown as Promise<number>,
+    );
+    return Promise.all(runs);
+  }
+
+  /** The current workers' thread ids (a replaced worker gets a new one). */
+  threadIds(): number[] {
+    return this.#pool.threads.map((worker) => worker.threadId);
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.destroy();
+  }
+}

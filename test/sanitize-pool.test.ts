@@ -1,0 +1,277 @@
+// What a `send` may cost, and what it may store: the sanitizer pool, its bounds and its budget,
+// cost-charged rate limits, empty messages and ill-formed text — over real WSS against the real
+// server (and PostgreSQL where the store matters), plus the small pieces on their own.
+// Run: npx node --test test/sanitize-pool.test.ts
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { markupShape } from '../server/security/markup-shape.ts';
+import { TokenBuckets } from '../server/security/rate-limit.ts';
+import { SanitizerPool } from '../server/security/sanitizer-pool.ts';
+import { hasVisibleText } from '../server/security/visible-text.ts';
+import type { ServerFrame } from '../shared/protocol.ts';
+import { joined, open, signUp, sleep, startServer, type Client, type TestServer } from './helpers/server.ts';
+import { startPostgres, type PostgresService } from './helpers/services.ts';
+
+/** 2,000 characters of nested tags: ~300 ms of jsdom + DOMPurify on this machine's main thread. */
+const NESTED = '<table><td>x'.repeat(166);
+const HIGH_RATE = { WS_MESSAGES_PER_SECOND: '1000', WS_MESSAGE_BURST: '1000' };
+
+type Answer = { type: 'ack'; id: number } | { type: 'error'; code: string };
+
+/** The ack or error that names `clientId` (the server answers every send with exactly one). */
+async function answer(client: Client, clientId: string, timeoutMs = 10_000): Promise<Answer> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const f of client.frames) {
+      if (f.type === 'ack' && f.clientId === clientId) return { type: 'ack', id: f.id };
+      if (f.type === 'error' && f.clientId === clientId) return { type: 'error', code: f.code };
+    }
+    await sleep(10);
+  }
+  throw new Error(`no answer for ${clientId}: ${JSON.stringify(client.frames.slice(-5))}`);
+}
+
+async function historyOf(server: TestServer, cookie: string): Promise<Map<number, string>> {
+  const reader = await open(server, cookie);
+  reader.send({ type: 'join', room: 'lobby' });
+  const page = await reader.next('history');
+  reader.ws.close();
+  return new Map(page.messages.map((m) => [m.id, m.html]));
+}
+
+const broadcastOf = (client: Client, id: number) =>
+  client.frames.find((f): f is Extract<ServerFrame, { type: 'message' }> => f.type === 'message' && f.id === id)?.html;
+
+describe('the small pieces', () => {
+  test('markupShape counts markup tokens and estimates nesting without parsing', () => {
+    assert.deepEqual(markupShape('plain < text > & more'), { tags: 0, depth: 0 });
+    assert.deepEqual(markupShape('<b>bold</b> and <i>it</i>'), { tags: 4, depth: 1 });
+    assert.deepEqual(markupShape('<b><i><u>x</u></i></b>'), { tags: 6, depth: 3 });
+    assert.deepEqual(markupShape('a<br>b<img src=x><hr/>'), { tags: 3, depth: 0 }, 'void elements do not nest');
+    assert.deepEqual(markupShape('<ul><li>a<li>b<li>c</ul>'), { tags: 5, depth: 2 }, 'sibling <li>s close each other');
+    assert.deepEqual(markupShape('<!-- c --><!doctype html></x'), { tags: 3, depth: 0 });
+    assert.equal(markupShape(NESTED).depth, 332);
+    assert.equal(markupShape(NESTED).tags, 332);
+  });
+
+  test('hasVisibleText: white space, zero-width, fillers and controls are not visible', () => {
+    for (const blank of ['', ' \n\t', '\u200b\u200c\u200d\u2060\ufeff', '\u3164', '\u115f\u1160', '\uffa0', '\u00a0\u3000', '\u202e\u2066', '\u2800', '\u0000\u0007', '\u00ad']) {
+      assert.equal(hasVisibleText(blank), false, JSON.stringify(blank));
+    }
+    for (const text of ['a', '\u200bx', '😀', '\ufffd', '.', '\u3164한']) assert.equal(hasVisibleText(text), true, JSON.stringify(text));
+  });
+
+  test('TokenBuckets: take(units) is all or nothing; charge() may run into debt, refused until repaid', () => {
+    let now = 0;
+    const buckets = new TokenBuckets(10, 30, () => now);
+    assert.equal(buckets.take('a', 25), true);
+    assert.equal(buckets.take('a', 6), false, 'not enough left: nothing taken');
+    assert.equal(buckets.take('a', 5), true);
+    assert.equal(buckets.charge('a', 100), false, 'in debt');
+    now += 2900; // 29 tokens back: still 1 short of the burst-sized debt floor (−30) + 1
+    assert.equal(buckets.take('a'), false, 'debt is capped at one burst, and repaid before the next frame');
+    now += 200;
+    assert.equal(buckets.take('a'), true);
+    assert.equal(buckets.take('b'), true, 'per key');
+  });
+});
+
+describe('the sanitizer pool', () => {
+  test('a message over the time budget is refused and its worker replaced; the pool keeps serving', async () => {
+    // No length limit in the pool itself: 12,000 characters of nesting take seconds, far over 500 ms.
+    const pool = new SanitizerPool({ workers: 1, budgetMs: 500, maxQueue: 16 });
+    try {
+      const first = await pool.sanitize('<b>before</b><script>x</script>');
+      assert.deepEqual(first.ok && { html: first.html, visible: first.visible }, { html: '<b>before</b>', visible: true });
+      const threadsBefore = pool.threadIds();
+      // Queued behind the slow one: the budget counts from when a worker starts a message, not from the queue.
+      const [slow, queued] = await Promise.all([pool.sanitize('<table><td>x'.repeat(1000)), pool.sanitize('<i>queued</i>')]);
+      assert.deepEqual(slow, { ok: false, reason: 'over_budget' });
+      assert.ok(queued.ok && queued.html === '<i>queued</i>', `the message queued behind it is served: ${JSON.stringify(queued)}`);
+      assert.equal(pool.replaced, 1);
+      const after = await pool.sanitize('<b>after</b>');
+      assert.ok(after.ok && after.html === '<b>after</b>');
+      assert.notDeepEqual(pool.threadIds(), threadsBefore, 'the stuck worker was terminated and a new one started');
+      assert.equal(pool.threadIds().length, 1);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('a full queue answers busy instead of growing without bound', async () => {
+    const pool = new SanitizerPool({ workers: 1, budgetMs: 5000, maxQueue: 2 });
+    try {
+      await pool.sanitize('<b>ready</b>'); // the worker has started
+      const verdicts = await Promise.all(Array.from({ length: 8 }, (_, i) => pool.sanitize(`<b>${i}</b>${'<u>x'.repeat(60)}`)));
+      assert.ok(verdicts.some((v) => !v.ok && v.reason === 'busy'), JSON.stringify(verdicts.map((v) => v.ok || v.reason)));
+      assert.ok(verdicts.filter((v) => v.ok).length >= 3, 'one running and two queued are served');
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('send over WSS: bounds, budget, empty messages (default limits)', () => {
+  let server: TestServer;
+  let sender: Client;
+  let listener: Client;
+  let readerCookie: string;
+  before(async () => {
+    server = await startServer({ env: HIGH_RATE });
+    sender = await joined(server, await signUp(server, 'sender'));
+    listener = await joined(server, await signUp(server, 'listener'));
+    readerCookie = await signUp(server, 'reader');
+  });
+  after(async () => {
+    sender?.ws.close();
+    listener?.ws.close();
+    await server?.close();
+  });
+
+  test('2,000 characters of nested tags are refused too_complex, fast, and not stored', async () => {
+    const started = Date.now();
+    sender.send({ type: 'send', room: 'lobby', text: NESTED, clientId: 'nested' });
+    assert.deepEqual(await answer(sender, 'nested'), { type: 'error', code: 'too_complex' });
+    const ms = Date.now() - started;
+    // Refused by the shape bound before any parse (the parse alone takes ~300 ms); generous for a loaded box.
+    assert.ok(ms < 250, `answered in ${ms} ms`);
+    sender.send({ type: 'send', room: 'lobby', text: '<b>fine</b>', clientId: 'fine' });
+    const ok = await answer(sender, 'fine');
+    assert.equal(ok.type, 'ack');
+    const history = await historyOf(server, readerCookie);
+    assert.equal([...history.values()].filter((h) => h.includes('<td>') || h.startsWith('x')).length, 0, 'nothing of it stored');
+  });
+
+  test('a message with nothing visible after sanitizing is refused empty_message and not stored', async () => {
+    const blanks = [
+      '<script>alert(1)</script>',
+      '<img src=x onerror=alert(1)>',
+      '\u200b\u200b\u200b',
+      '\u3164',
+      '\u115f\u1160',
+      '\uffa0\uffa0',
+      '<b>\u200b</b>',
+      '&nbsp;&#8203;',
+      '<a href="https://example.org/"></a>',
+    ];
+    const before = (await historyOf(server, readerCookie)).size;
+    for (const [i, text] of blanks.entries()) {
+      sender.send({ type: 'send', room: 'lobby', text, clientId: `blank${i}` });
+      assert.deepEqual(await answer(sender, `blank${i}`), { type: 'error', code: 'empty_message' }, JSON.stringify(text));
+    }
+    sender.send({ type: 'send', room: 'lobby', text: '\u200bvisible', clientId: 'visible' });
+    assert.equal((await answer(sender, 'visible')).type, 'ack');
+    sender.send({ type: 'send', room: 'lobby', text: '<i>&amp;</i>', clientId: 'ampersand' });
+    assert.equal((await answer(sender, 'ampersand')).type, 'ack', 'a character reference is visible text');
+    assert.equal((await historyOf(server, readerCookie)).size, before + 2, 'only the visible messages were stored');
+  });
+
+  test('the refusals name their clientId and the socket stays usable', async () => {
+    const errors = sender.frames.filter((f) => f.type === 'error');
+    assert.ok(errors.every((f) => f.type === 'error' && typeof f.clientId === 'string' && f.message.length > 0));
+    assert.equal(sender.ws.readyState, sender.ws.OPEN);
+  });
+});
+
+describe('send over WSS: a message over the time budget (shape bounds raised so it gets parsed)', () => {
+  let server: TestServer;
+  let sender: Client;
+  before(async () => {
+    server = await startServer({
+      env: { ...HIGH_RATE, SANITIZE_MAX_TAGS: '2000', SANITIZE_MAX_DEPTH: '2000', SANITIZE_BUDGET_SECONDS: '0.1', SANITIZE_WORKERS: '1' },
+    });
+    sender = await joined(server, await signUp(server, 'slowpoke'));
+  });
+  after(async () => {
+    sender?.ws.close();
+    await server?.close();
+  });
+
+  test('is refused too_complex while the event loop stays free; the replaced worker serves the next message', async () => {
+    // While the worker is stuck in the parse, the event loop answers another user at once.
+    const other = await open(server, await signUp(server, 'bystander'));
+    sender.send({ type: 'send', room: 'lobby', text: NESTED, clientId: 'slow' });
+    await sleep(5);
+    const started = Date.now();
+    other.send({ type: 'send', room: 'lobby', text: 'plain text is not held up', clientId: 'plain' });
+    assert.equal((await answer(other, 'plain')).type, 'ack');
+    const plainMs = Date.now() - started;
+    assert.deepEqual(await answer(sender, 'slow'), { type: 'error', code: 'too_complex' });
+    // Under 250 ms although the parse alone takes ~300 ms (generous bound for a loaded 2-core box).
+    assert.ok(plainMs < 250, `plain message answered in ${plainMs} ms`);
+    sender.send({ type: 'send', room: 'lobby', text: '<b>next</b>', clientId: 'next' });
+    const next = await answer(sender, 'next', 15_000);
+    assert.equal(next.type, 'ack');
+    other.ws.close();
+  });
+});
+
+describe('send over WSS: the rate limit is charged by cost (WS_MESSAGE_BURST 30, 10/s: the defaults)', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => server?.close());
+
+  test('an expensive sender runs out of its budget long before a chatty one', async () => {
+    // 90 markup tokens: within the shape bounds, charged 9 tokens on top of its frame's one.
+    const expensive = '<b>x</b>'.repeat(45);
+    const heavy = await open(server, await signUp(server, 'heavy'));
+    const chatty = await open(server, await signUp(server, 'chatty'));
+    for (let i = 0; i < 10; i++) heavy.send({ type: 'send', room: 'lobby', text: expensive, clientId: `h${i}` });
+    for (let i = 0; i < 25; i++) chatty.send({ type: 'send', room: 'lobby', text: `hello ${i}`, clientId: `c${i}` });
+    const heavyAnswers = await Promise.all(Array.from({ length: 10 }, (_, i) => answer(heavy, `h${i}`)));
+    const chattyAnswers = await Promise.all(Array.from({ length: 25 }, (_, i) => answer(chatty, `c${i}`)));
+    const heavyAccepted = heavyAnswers.filter((a) => a.type === 'ack').length;
+    // 30 tokens at 10 each: 3, plus whatever refilled while the test ran (10/s).
+    assert.ok(heavyAccepted >= 1 && heavyAccepted <= 5, `${heavyAccepted} of 10 expensive messages accepted`);
+    assert.ok(heavyAnswers.filter((a) => a.type === 'error').every((a) => a.type === 'error' && a.code === 'rate_limited'));
+    assert.equal(chattyAnswers.filter((a) => a.type === 'ack').length, 25, 'the chatty user, 25 plain messages in a burst: none refused');
+    heavy.ws.close();
+    chatty.ws.close();
+  });
+});
+
+// Live and history are the same text: a lone surrogate (valid JSON: "\ud800") is made
+// well-formed (U+FFFD) before it is sanitized, broadcast or stored, on SQLite and PostgreSQL.
+for (const engine of ['sqlite', 'postgresql'] as const) {
+  describe(`lone surrogates, live == history (${engine})`, () => {
+    let server: TestServer;
+    let postgres: PostgresService | undefined;
+    before(async () => {
+      const env: Record<string, string> = { ...HIGH_RATE };
+      if (engine === 'postgresql') {
+        postgres = await startPostgres();
+        env['DATABASE_URL'] = postgres.url;
+      }
+      server = await startServer({ env });
+    });
+    after(async () => {
+      await server?.close();
+      await postgres?.stop();
+    });
+
+    test('what was broadcast is what history returns, with U+FFFD for each lone surrogate', async () => {
+      const sender = await joined(server, await signUp(server, 'surrogate'));
+      const cases = [
+        { text: 'a\ud800b', expected: 'a\ufffdb' },
+        { text: '<b>x\udc00</b>\ud83d', expected: '<b>x\ufffd</b>\ufffd' },
+        { text: 'pair 😀 stays', expected: 'pair 😀 stays' },
+      ];
+      const ids: number[] = [];
+      for (const [i, c] of cases.entries()) {
+        sender.send({ type: 'send', room: 'lobby', text: c.text, clientId: `s${i}` });
+        const a = await answer(sender, `s${i}`);
+        assert.equal(a.type, 'ack');
+        ids.push((a as { id: number }).id);
+      }
+      await sleep(200);
+      const history = await historyOf(server, await signUp(server, 'archivist'));
+      for (const [i, c] of cases.entries()) {
+        assert.equal(broadcastOf(sender, ids[i]!), c.expected, `live ${JSON.stringify(c.text)}`);
+        assert.equal(history.get(ids[i]!), c.expected, `history ${JSON.stringify(c.text)}`);
+      }
+      sender.ws.close();
+    });
+  });
+}
