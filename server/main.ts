@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { RequestHandler } from 'express';
 import { ConfigError, loadConfig } from './config.ts';
-import { startParley, type ParleyOptions } from './parley.ts';
+import { startParley, UnsafeBindError, type ParleyOptions } from './parley.ts';
 
 async function devOptions(): Promise<NonNullable<ParleyOptions['dev']>> {
   // Vite in middleware mode inside the same HTTPS server: the dev origin, CSP, cookies and
@@ -33,7 +33,16 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const parley = await startParley(config, config.dev ? { dev: await devOptions() } : {});
+  let parley;
+  try {
+    parley = await startParley(config, config.dev ? { dev: await devOptions() } : {});
+  } catch (error) {
+    if (error instanceof UnsafeBindError) {
+      process.stderr.write(`Refusing to start: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
   const url = config.appOrigins[0];
   process.stderr.write(
     `\nParley is listening on https://${config.host}:${parley.port} — open ${url}\n` +
