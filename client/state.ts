@@ -10,6 +10,12 @@ import type { ChatMessage, RoomInfo } from '../shared/protocol.ts';
  * cap the oldest are dropped (still on the server: "Load older messages" brings them back).
  */
 export const MAX_ROOM_MESSAGES = 500;
+/**
+ * Live messages past the cap drop this many of the oldest at once, so the front of the list
+ * changes once per TRIM_BATCH messages rather than on every one (each change there moves
+ * every message below it).
+ */
+export const TRIM_BATCH = 50;
 
 export type RoomView = {
   /** Oldest first, de-duplicated by id. */
@@ -149,7 +155,7 @@ export class ChatState {
       messages.splice(at, 0, message);
     }
     if (messages.length > MAX_ROOM_MESSAGES) {
-      messages.splice(0, messages.length - MAX_ROOM_MESSAGES);
+      messages.splice(0, messages.length - (MAX_ROOM_MESSAGES - TRIM_BATCH));
       view.more = true;
     }
     this.#settlePending(name);

@@ -5,7 +5,7 @@
 // Run: npx node --test test/client-state.test.ts
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChatState, MAX_ROOM_MESSAGES } from '../client/state.ts';
+import { ChatState, MAX_ROOM_MESSAGES, TRIM_BATCH } from '../client/state.ts';
 import type { ChatMessage } from '../shared/protocol.ts';
 
 const room = 'lobby';
@@ -24,15 +24,29 @@ describe('the per-room message cap', () => {
     assert.ok(MAX_ROOM_MESSAGES >= 100 && MAX_ROOM_MESSAGES <= 2000, String(MAX_ROOM_MESSAGES));
   });
 
-  test('live messages past the cap drop the oldest and set `more`', () => {
+  test('live messages past the cap drop the oldest (in batches), never hold more than the cap, and set `more`', () => {
     const state = withRoom();
     state.applyHistory(room, range(1, 50), false);
-    for (let id = 51; id <= MAX_ROOM_MESSAGES + 300; id++) assert.equal(state.addMessage(room, message(id)), true);
+    let most = 0;
+    for (let id = 51; id <= 10 * MAX_ROOM_MESSAGES; id++) {
+      assert.equal(state.addMessage(room, message(id)), true);
+      most = Math.max(most, ids(state).length);
+    }
+    assert.equal(most, MAX_ROOM_MESSAGES);
     const held = ids(state);
-    assert.equal(held.length, MAX_ROOM_MESSAGES);
-    assert.equal(held[0], 301);
-    assert.equal(held.at(-1), MAX_ROOM_MESSAGES + 300);
+    assert.ok(held.length > MAX_ROOM_MESSAGES - TRIM_BATCH && held.length <= MAX_ROOM_MESSAGES, String(held.length));
+    assert.equal(held.at(-1), 10 * MAX_ROOM_MESSAGES);
+    assert.deepEqual(held, range(held[0]!, held.at(-1)!).map((m) => m.id), 'the newest, without a gap');
     assert.equal(state.view(room).more, true, 'the dropped messages can be loaded again');
+  });
+
+  test('one message past the cap drops a batch of the oldest at once', () => {
+    const state = withRoom();
+    state.applyHistory(room, range(1, MAX_ROOM_MESSAGES), false);
+    assert.equal(ids(state).length, MAX_ROOM_MESSAGES);
+    state.addMessage(room, message(MAX_ROOM_MESSAGES + 1));
+    assert.equal(ids(state).length, MAX_ROOM_MESSAGES - TRIM_BATCH);
+    assert.equal(ids(state)[0], TRIM_BATCH + 2);
   });
 
   test('a duplicate live message is refused, and an out-of-order one is placed by id', () => {
@@ -45,8 +59,7 @@ describe('the per-room message cap', () => {
 
   test('loading an older page at the cap keeps the cap: the newest go, `newer` is set and live messages wait', () => {
     const state = withRoom();
-    state.applyHistory(room, range(1001, 1050), true);
-    for (let id = 1051; id <= 1000 + MAX_ROOM_MESSAGES; id++) state.addMessage(room, message(id));
+    state.applyHistory(room, range(1001, 1000 + MAX_ROOM_MESSAGES), true);
     assert.equal(ids(state).length, MAX_ROOM_MESSAGES);
     state.applyHistory(room, range(951, 1000), true); // "Load older messages"
     const held = ids(state);
@@ -64,8 +77,7 @@ describe('the per-room message cap', () => {
 
   test('a latest page that overlaps (a re-join) is merged and capped from the oldest end', () => {
     const state = withRoom();
-    state.applyHistory(room, range(1, 50), true);
-    for (let id = 51; id <= MAX_ROOM_MESSAGES; id++) state.addMessage(room, message(id));
+    state.applyHistory(room, range(1, MAX_ROOM_MESSAGES), true);
     state.applyHistory(room, range(MAX_ROOM_MESSAGES - 9, MAX_ROOM_MESSAGES + 40), false);
     const held = ids(state);
     assert.equal(held.length, MAX_ROOM_MESSAGES);

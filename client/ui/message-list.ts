@@ -47,6 +47,8 @@ export function createMessageList(actions: MessageListActions): MessageList {
   /** clientId → node of a message still waiting for the server, rebuilt when its status changes. */
   let pendingNodes = new Map<string, { status: PendingStatus; node: HTMLElement }>();
   let shownRoom: string | null = null;
+  /** A scroll to the newest message is due at the next frame (see stickToBottom). */
+  let stickScheduled = false;
 
   loadOlder.addEventListener('click', () => actions.loadOlder());
   loadNewer.addEventListener('click', () => actions.loadNewer());
@@ -91,6 +93,16 @@ export function createMessageList(actions: MessageListActions): MessageList {
     for (const [clientId, { node }] of pendingNodes) if (!node.isConnected) pendingNodes.delete(clientId);
   }
 
+  /** Follow the newest message once per frame, however many arrived in it (one layout, not one per message). */
+  function stickToBottom(): void {
+    if (stickScheduled) return;
+    stickScheduled = true;
+    requestAnimationFrame(() => {
+      stickScheduled = false;
+      log.scrollTop = log.scrollHeight;
+    });
+  }
+
   function updateControls(room: string | null, view: RoomView | null, shown: number): void {
     const loaded = view?.loaded ?? false;
     empty.hidden = shown > 0 || room === null;
@@ -133,7 +145,8 @@ export function createMessageList(actions: MessageListActions): MessageList {
     },
     append(room, view, message, pending, me) {
       if (room !== shownRoom) return this.show(room, view, pending, me);
-      const wasAtBottom = log.scrollHeight - log.scrollTop - log.clientHeight <= STICKY_BOTTOM_PX;
+      // Read before writing, and not again while a scroll is due: no forced layout per message.
+      const wasAtBottom = stickScheduled || log.scrollHeight - log.scrollTop - log.clientHeight <= STICKY_BOTTOM_PX;
       // Pending copies this message settled (our own, broadcast back) leave.
       const waiting = new Set(pending.map((item) => item.clientId));
       for (const [clientId, { node }] of pendingNodes) {
@@ -162,7 +175,7 @@ export function createMessageList(actions: MessageListActions): MessageList {
         first.remove();
         first = next;
       }
-      if (wasAtBottom) log.scrollTop = log.scrollHeight;
+      if (wasAtBottom) stickToBottom();
       else if (kept?.isConnected) log.scrollTop += kept.getBoundingClientRect().top - keptTop;
       updateControls(room, view, log.childElementCount);
     },
