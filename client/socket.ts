@@ -73,6 +73,8 @@ export class ChatSocket {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#gaveUp = false;
+    this.#refusedInARow = 0;
     window.addEventListener('online', this.#onOnline);
     window.addEventListener('offline', this.#onOffline);
     this.#connect('connecting');
@@ -104,6 +106,7 @@ export class ChatSocket {
   reconnectNow(): void {
     if (!this.#running || this.#ws) return;
     clearTimeout(this.#timer);
+    if (this.#gaveUp) this.#attempt = 0; // "Try again" after giving up: short waits again
     this.#gaveUp = false;
     this.#refusedInARow = 0;
     this.#connect('reconnecting');
