@@ -134,6 +134,12 @@ describe('PARLEY_UNSAFE_DISABLE', () => {
     refuses({ PARLEY_UNSAFE_DISABLE: 'origin', HOST: '0.0.0.0' }, /PARLEY_UNSAFE_DISABLE.*loopback/);
   });
 
+  test('other spellings of the wildcard or of an interface are refused too (an exact loopback list, not a pattern)', () => {
+    for (const host of ['0', '::', '[::]', '0.0.0.0.', '::ffff:0.0.0.0', '0x7f000001', '127.1', 'LOCALHOST.', '192.0.2.2']) {
+      refuses({ PARLEY_UNSAFE_DISABLE: 'origin', HOST: host }, /PARLEY_UNSAFE_DISABLE.*loopback/);
+    }
+  });
+
   test('disabling "origin" with a public HOST is refused', () => {
     refuses({ PARLEY_UNSAFE_DISABLE: 'origin', HOST: 'chat.example.com' }, /PARLEY_UNSAFE_DISABLE/);
   });
