@@ -160,23 +160,22 @@ export function createMessageList(actions: MessageListActions): MessageList {
       log.insertBefore(messageNode(room, message, me), firstPending);
       // The cap dropped the oldest messages from the state: drop their nodes from the front.
       const oldest = view.messages[0]?.id ?? message.id;
-      const roomNodes = nodes.get(room);
-      let first = log.firstElementChild;
-      let kept: Element | null = null;
-      let keptTop = 0;
-      while (first instanceof HTMLElement && first.dataset['id'] !== undefined && Number(first.dataset['id']) < oldest) {
-        if (!kept && !wasAtBottom) {
-          // Keep what the reader is looking at in place while nodes above it go.
-          kept = first.nextElementSibling;
-          keptTop = kept?.getBoundingClientRect().top ?? 0;
+      const dropped: HTMLElement[] = [];
+      for (let node = log.firstElementChild; node instanceof HTMLElement && node.dataset['id'] !== undefined && Number(node.dataset['id']) < oldest; node = node.nextElementSibling) {
+        dropped.push(node);
+      }
+      if (dropped.length > 0) {
+        // Keep what a reader scrolled up is looking at in place while the nodes above it go.
+        const kept = wasAtBottom ? null : dropped.at(-1)!.nextElementSibling;
+        const keptTop = kept?.getBoundingClientRect().top ?? 0;
+        const roomNodes = nodes.get(room);
+        for (const node of dropped) {
+          roomNodes?.delete(Number(node.dataset['id']));
+          node.remove();
         }
-        roomNodes?.delete(Number(first.dataset['id']));
-        const next = first.nextElementSibling;
-        first.remove();
-        first = next;
+        if (kept?.isConnected) log.scrollTop += kept.getBoundingClientRect().top - keptTop;
       }
       if (wasAtBottom) stickToBottom();
-      else if (kept?.isConnected) log.scrollTop += kept.getBoundingClientRect().top - keptTop;
       updateControls(room, view, log.childElementCount);
     },
     clear() {

@@ -164,6 +164,37 @@ describe('a busy room in a reader\'s tab', () => {
   });
 });
 
+describe('a busy room, read scrolled up', () => {
+  test('when the oldest messages are dropped, what the reader is looking at stays where it is', async () => {
+    const reader = await person();
+    await signIn(reader.page, server.origin, 'scrolled-reader');
+    const sender = await bot('scroll-sender');
+    await post(sender, Array.from({ length: MAX_ROOM_MESSAGES }, (_, i) => `scroll message ${i + 1}`));
+    await waitForMessage(reader.page, `scroll message ${MAX_ROOM_MESSAGES}`);
+    await settle(reader.page);
+    // Scroll so a message in the middle of the list is at the top of the log.
+    const before = await reader.page.evaluate(() => {
+      const log = document.getElementById('messages')!;
+      const target = log.children[Math.floor(log.children.length / 2)] as HTMLElement;
+      log.scrollTop += target.getBoundingClientRect().top - log.getBoundingClientRect().top;
+      // Relative to the log: the "Load older messages" button may appear above it meanwhile.
+      return { id: target.dataset['id']!, top: target.getBoundingClientRect().top - log.getBoundingClientRect().top, count: log.children.length };
+    });
+    await settle(reader.page);
+    // Enough live messages to cross the cap: a batch of the oldest is dropped above the reader.
+    await post(sender, Array.from({ length: TRIM_BATCH + 5 }, (_, i) => `later message ${i + 1}`));
+    await waitForMessage(reader.page, `later message ${TRIM_BATCH + 5}`);
+    await settle(reader.page);
+    const after = await reader.page.evaluate((id) => {
+      const log = document.getElementById('messages')!;
+      const target = log.querySelector(`[data-id="${id}"]`);
+      return { top: target ? target.getBoundingClientRect().top - log.getBoundingClientRect().top : null, count: log.children.length };
+    }, before.id);
+    assert.ok(after.count <= MAX_ROOM_MESSAGES && after.count < before.count + TRIM_BATCH + 5, `nothing was dropped: ${before.count} → ${after.count}`);
+    assert.ok(after.top !== null && Math.abs(after.top - before.top) <= 2, `the message read moved from ${before.top} to ${after.top}`);
+  });
+});
+
 describe('links say where they go', () => {
   test('an IDN look-alike of apple.com, with link text "https://apple.com", shows xn--80ak6aa92e.com beside it', async () => {
     const reader = await person();
