@@ -57,12 +57,42 @@ export function renderMessageHtml(target: Element, html: string): void {
     case 'trusted-types':
       // innerHTML accepts TrustedHTML; TypeScript's DOM typings only know about strings.
       target.innerHTML = renderer.policy.createHTML(html) as unknown as string;
-      return;
+      break;
     case 'sanitized-string':
       target.innerHTML = sanitize(html);
-      return;
+      break;
     case 'text-only':
       target.textContent = html;
       return;
+  }
+  showLinkDestinations(target);
+}
+
+/**
+ * Link text is the sender's to choose ("https://apple.com") and an IDN look-alike reads like
+ * the real name: next to every link, show where it really goes — the host as the URL parser
+ * sees it, so a look-alike appears in its punycode form (xn--…). Text only, outside the link
+ * and in its own bidi isolate, so neither the link text nor a control character can cover it.
+ */
+function showLinkDestinations(target: Element): void {
+  for (const link of target.querySelectorAll('a[href]')) {
+    const destination = linkDestination(link.getAttribute('href') ?? '');
+    const label = target.ownerDocument.createElement('span');
+    label.className = 'link-host';
+    label.dir = 'ltr';
+    label.textContent = destination;
+    label.title = `Link goes to ${destination}`;
+    link.after(label);
+  }
+}
+
+/** The host of an https: link (punycode for IDN), the address of a mailto: link. */
+function linkDestination(href: string): string {
+  try {
+    const url = new URL(href);
+    if (url.protocol === 'mailto:') return `mail to ${url.pathname}`;
+    return url.host || url.href;
+  } catch {
+    return 'invalid link';
   }
 }

@@ -17,6 +17,11 @@ export type SocketEvents = {
   frame: ServerFrame;
   /** The session is over; the socket has stopped for good. */
   ended: undefined;
+  /**
+   * Handshakes kept being refused although the session is valid (most likely the per-user
+   * connection cap: too many open tabs or devices). Retrying has stopped until reconnectNow().
+   */
+  refused: undefined;
 };
 
 export type SocketOptions = {
@@ -28,18 +33,28 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 /** A connection that stayed up this long was healthy: the next failure starts backoff afresh. */
 const STABLE_AFTER_MS = 10_000;
+/**
+ * Refused handshakes in a row, each while GET /api/me says the session is valid, after which
+ * the socket stops retrying and says so. Retrying for ever would poll /api/me for as long as
+ * the tab stays open, against a limit that only closing another tab lifts.
+ */
+const MAX_REFUSED_WHILE_SIGNED_IN = 4;
 
 type Listeners = { [K in keyof SocketEvents]: Set<(detail: SocketEvents[K]) => void> };
 
 export class ChatSocket {
   readonly #url: string;
   readonly #checkSession: () => Promise<SessionCheck>;
-  readonly #listeners: Listeners = { state: new Set(), open: new Set(), frame: new Set(), ended: new Set() };
+  readonly #listeners: Listeners = { state: new Set(), open: new Set(), frame: new Set(), ended: new Set(), refused: new Set() };
   #ws: WebSocket | null = null;
   #state: ConnectionState = 'offline';
   #running = false;
   #attempt = 0;
   #openedAt = 0;
+  /** Handshakes refused in a row while the session was valid. */
+  #refusedInARow = 0;
+  /** Stopped retrying after MAX_REFUSED_WHILE_SIGNED_IN; reconnectNow() resumes. */
+  #gaveUp = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: SocketOptions) {
@@ -58,6 +73,8 @@ export class ChatSocket {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#gaveUp = false;
+    this.#refusedInARow = 0;
     window.addEventListener('online', this.#onOnline);
     window.addEventListener('offline', this.#onOffline);
     this.#connect('connecting');
@@ -85,10 +102,13 @@ export class ChatSocket {
     return true;
   }
 
-  /** Skip the rest of the backoff wait (the "Reconnect now" button). */
+  /** Skip the rest of the backoff wait, or try again after giving up (the "Reconnect now" / "Try again" buttons). */
   reconnectNow(): void {
     if (!this.#running || this.#ws) return;
     clearTimeout(this.#timer);
+    if (this.#gaveUp) this.#attempt = 0; // "Try again" after giving up: short waits again
+    this.#gaveUp = false;
+    this.#refusedInARow = 0;
     this.#connect('reconnecting');
   }
 
@@ -109,6 +129,7 @@ export class ChatSocket {
 
     ws.onopen = () => {
       opened = true;
+      this.#refusedInARow = 0;
       this.#openedAt = Date.now();
       this.#setState('connected');
       this.#emit('open', undefined);
@@ -148,6 +169,15 @@ export class ChatSocket {
         this.#emit('ended', undefined);
         return;
       }
+      // Signed in, yet the handshake was refused: count it (an unknown answer, e.g. the
+      // server restarting, is not counted). After a few in a row, stop and say why.
+      if (!opened && session === 'valid') this.#refusedInARow += 1;
+      if (this.#refusedInARow >= MAX_REFUSED_WHILE_SIGNED_IN) {
+        this.#gaveUp = true;
+        this.#setState('offline');
+        this.#emit('refused', undefined);
+        return;
+      }
     }
     this.#scheduleReconnect();
   }
@@ -168,7 +198,7 @@ export class ChatSocket {
   }
 
   readonly #onOnline = (): void => {
-    if (this.#running && !this.#ws) {
+    if (this.#running && !this.#ws && !this.#gaveUp) {
       clearTimeout(this.#timer);
       this.#connect('reconnecting');
     }
@@ -176,7 +206,7 @@ export class ChatSocket {
 
   readonly #onOffline = (): void => {
     // An open socket may survive a short blip, so only a waiting one turns "offline".
-    if (this.#running && !this.#ws) {
+    if (this.#running && !this.#ws && !this.#gaveUp) {
       clearTimeout(this.#timer);
       this.#setState('offline');
     }

@@ -4,6 +4,19 @@
 // the session ends (ASVS 14.3.1 / 14.3.3).
 import type { ChatMessage, RoomInfo } from '../shared/protocol.ts';
 
+/**
+ * At most this many messages per room in memory, and so in the DOM. A tab left open in a
+ * busy room would otherwise grow without bound and slow down with every message. Past the
+ * cap the oldest are dropped (still on the server: "Load older messages" brings them back).
+ */
+export const MAX_ROOM_MESSAGES = 500;
+/**
+ * Live messages past the cap drop this many of the oldest at once, so the front of the list
+ * changes once per TRIM_BATCH messages rather than on every one (each change there moves
+ * every message below it).
+ */
+export const TRIM_BATCH = 50;
+
 export type RoomView = {
   /** Oldest first, de-duplicated by id. */
   messages: ChatMessage[];
@@ -11,6 +24,11 @@ export type RoomView = {
   loaded: boolean;
   /** The server has older messages than the oldest one we hold. */
   more: boolean;
+  /**
+   * Loading older messages at the cap dropped the newest ones: live messages are not held
+   * (they would leave a gap) until the latest page is loaded again ("Show newest messages").
+   */
+  newer: boolean;
   loadingOlder: boolean;
   unread: number;
 };
@@ -53,7 +71,7 @@ export class ChatState {
   view(name: string): RoomView {
     let view = this.#views.get(name);
     if (!view) {
-      view = { messages: [], loaded: false, more: false, loadingOlder: false, unread: 0 };
+      view = { messages: [], loaded: false, more: false, newer: false, loadingOlder: false, unread: 0 };
       this.#views.set(name, view);
     }
     return view;
@@ -76,7 +94,8 @@ export class ChatState {
    * Merge a history page. The same frame answers both a join (the latest page) and a
    * "load older" request, so decide by content: an older page is prepended; an
    * overlapping page is merged; a page with a possible gap (after a long disconnect)
-   * replaces what we had — anything older can be loaded again.
+   * replaces what we had — anything older can be loaded again. Then the cap: an older page
+   * pushes out the newest messages, any other page (it ends at the room's newest) the oldest.
    */
   applyHistory(name: string, page: ChatMessage[], more: boolean): void {
     const view = this.view(name);
@@ -86,6 +105,7 @@ export class ChatState {
     const last = page.at(-1);
     const oldest = view.messages[0];
     const newest = view.messages.at(-1);
+    let older = false;
     if (!first || !last) {
       view.more = more;
     } else if (!oldest || !newest) {
@@ -94,6 +114,7 @@ export class ChatState {
     } else if (last.id < oldest.id) {
       view.messages = [...page, ...view.messages];
       view.more = more;
+      older = true;
     } else if (first.id <= newest.id) {
       const byId = new Map(view.messages.map((message) => [message.id, message]));
       for (const message of page) byId.set(message.id, message);
@@ -103,16 +124,40 @@ export class ChatState {
       view.messages = [...page];
       view.more = more;
     }
+    const excess = view.messages.length - MAX_ROOM_MESSAGES;
+    if (older) {
+      if (excess > 0) {
+        view.messages.length = MAX_ROOM_MESSAGES;
+        view.newer = true;
+      }
+    } else {
+      if (first) view.newer = false;
+      if (excess > 0) {
+        view.messages.splice(0, excess);
+        view.more = true;
+      }
+    }
     this.#settlePending(name);
   }
 
-  /** Add a live message; false if we already had it. */
+  /** Add a live message; false if we already had it, or do not hold the newest messages now. */
   addMessage(name: string, message: ChatMessage): boolean {
-    const messages = this.view(name).messages;
-    if (messages.some((known) => known.id === message.id)) return false;
+    const view = this.view(name);
+    if (view.newer) return false;
+    const messages = view.messages;
     const last = messages.at(-1);
-    if (!last || last.id < message.id) messages.push(message);
-    else messages.splice(messages.findIndex((known) => known.id > message.id), 0, message);
+    if (!last || last.id < message.id) {
+      messages.push(message); // the usual case: no scan of what we hold
+    } else {
+      if (messages.some((known) => known.id === message.id)) return false;
+      const at = messages.findIndex((known) => known.id > message.id);
+      if (at === 0 && view.more) return false; // older than what we hold: "Load older" has it
+      messages.splice(at, 0, message);
+    }
+    if (messages.length > MAX_ROOM_MESSAGES) {
+      messages.splice(0, messages.length - (MAX_ROOM_MESSAGES - TRIM_BATCH));
+      view.more = true;
+    }
     this.#settlePending(name);
     return true;
   }
@@ -171,6 +216,8 @@ export class ChatState {
 
   /** Drop pending copies whose real message is now in the room's list (de-duplicate by id). */
   #settlePending(room: string): void {
+    // Most calls find nothing to settle: skip the scan of the room's messages.
+    if (![...this.#pending.values()].some((pending) => pending.room === room && pending.id !== null)) return;
     const ids = new Set(this.view(room).messages.map((message) => message.id));
     for (const [clientId, pending] of this.#pending) {
       if (pending.room === room && pending.id !== null && ids.has(pending.id)) this.#pending.delete(clientId);

@@ -19,6 +19,7 @@ import { localCertificate } from '../server/tls.ts';
 import { SESSION_COOKIE } from '../server/http/session.ts';
 import { createAuditLog } from '../server/security/audit-log.ts';
 import { createAttackerSite } from './attacker-site.ts';
+import { labEnvironment } from './environment.ts';
 
 export type LabOptions = {
   dataDir: string;
@@ -27,7 +28,7 @@ export type LabOptions = {
   attackerPort: number;
   /** Controls to switch off, passed through PARLEY_UNSAFE_DISABLE (loopback only). */
   disabled?: readonly Control[];
-  /** Extra Parley environment (limits etc.). */
+  /** Extra Parley environment (limits etc.). Shared backends and deployment settings are dropped (lab/environment.ts). */
   env?: Record<string, string>;
   /** Write Parley's audit log to stdout (the CLI does; tests do not). */
   echoAuditLog?: boolean;
@@ -88,9 +89,11 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   const events = new LabEventBus();
 
   // The real switch, with its real guard: loadConfig refuses PARLEY_UNSAFE_DISABLE off loopback.
+  // Never the caller's Redis, PostgreSQL or proxy settings: this Parley runs with controls off.
+  const { env } = labEnvironment(options.env ?? {});
   const config = loadConfig(
     {
-      ...options.env,
+      ...env,
       PORT: String(options.parleyPort),
       HOST: '127.0.0.1',
       APP_ORIGIN: parleyOrigin,

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CONTROLS, ConfigError, type Control } from '../server/config.ts';
+import { labEnvironment } from './environment.ts';
 import { startLab } from './lab.ts';
 
 const usage = `Usage: npm run lab -- [--disable ${CONTROLS.join(',')}] [--port 8443] [--attacker-port 9443] [--data-dir data/lab]`;
@@ -41,8 +42,11 @@ if (values.help) {
 }
 
 // --disable, or Parley's own PARLEY_UNSAFE_DISABLE from the environment: the same switch.
-const env: Record<string, string> = {};
-for (const [name, value] of Object.entries(process.env)) if (value !== undefined && name !== 'PARLEY_UNSAFE_DISABLE') env[name] = value;
+// Shared backends and deployment settings are dropped: the lab never joins the caller's cluster.
+const { env, dropped } = labEnvironment({ ...process.env, PARLEY_UNSAFE_DISABLE: undefined });
+if (dropped.length > 0) {
+  process.stderr.write(`Lab: ignoring ${dropped.join(', ')} from your environment: the lab uses its own SQLite data directory on loopback, never shared backends.\n`);
+}
 const disabled = [...new Set([...(values.disable ?? []), process.env['PARLEY_UNSAFE_DISABLE'] ?? ''].flatMap((list) => list.split(',')).map((s) => s.trim()).filter(Boolean))];
 for (const name of disabled) {
   if (!(CONTROLS as readonly string[]).includes(name)) fail(`Unknown control "${name}". Known: ${CONTROLS.join(', ')}.`);
@@ -56,7 +60,8 @@ const dataDir = path.resolve(values['data-dir'] ?? 'data/lab');
 let lab;
 try {
   // Other Parley variables (limits, WS_MAX_CONNECTIONS_PER_USER…) pass through; the lab sets
-  // PORT, HOST (loopback), APP_ORIGIN and DATA_DIR itself.
+  // PORT, HOST (loopback), APP_ORIGIN and DATA_DIR itself, and drops REDIS_URL, DATABASE_URL,
+  // TRUST_PROXY and NODE_ENV=production (above).
   lab = await startLab({ dataDir, parleyPort, attackerPort, disabled: disabled as Control[], env, echoAuditLog: true });
 } catch (error) {
   if (error instanceof ConfigError) fail(`Configuration error: ${error.message}`);

@@ -192,10 +192,31 @@ function serviceUrl(env: Env, name: string, schemes: readonly string[]): string 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 
 /**
- * PARLEY_UNSAFE_DISABLE switches controls off for a workshop exercise. It refuses to run
- * unless the server is bound to loopback, so nobody ships it by accident.
+ * An IP address (as net.Server#address() reports it) on the loopback interface: 127.0.0.0/8,
+ * ::1, or 127.x.x.x mapped into IPv6. Any other address, the wildcards 0.0.0.0 and :: included,
+ * is reachable from another machine.
  */
-function unsafeDisabled(env: Env, host: string): Set<Control> {
+export function isLoopbackAddress(address: string): boolean {
+  const ip = address.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (ip === '::1' || ip === '0:0:0:0:0:0:0:1') return true;
+  const v4 = ip.replace(/^(?:::ffff:|0:0:0:0:0:ffff:)(?=\d+\.\d+\.\d+\.\d+$)/, '');
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/** An APP_ORIGIN a browser can only reach on this machine: localhost, 127.0.0.0/8 or [::1]. */
+function isLoopbackOrigin(origin: string): boolean {
+  const host = new URL(origin).hostname;
+  return host === 'localhost' || isLoopbackAddress(host);
+}
+
+/**
+ * PARLEY_UNSAFE_DISABLE switches controls off for a workshop exercise. It refuses to run
+ * unless the server is bound to loopback, and alongside any setting that describes a real
+ * deployment (a loopback bind behind a reverse proxy on the same host is a normal production
+ * setup, so the HOST check alone is not enough). The address actually bound is checked again
+ * after listen (server/parley.ts): a HOST string can resolve to anything.
+ */
+function unsafeDisabled(env: Env, host: string, appOrigins: readonly string[]): Set<Control> {
   const raw = env['PARLEY_UNSAFE_DISABLE'];
   if (!raw) return new Set();
   const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
@@ -207,6 +228,15 @@ function unsafeDisabled(env: Env, host: string): Set<Control> {
   if (!LOOPBACK_HOSTS.has(host)) {
     throw new ConfigError('PARLEY_UNSAFE_DISABLE is only allowed when HOST is a loopback address.');
   }
+  const refuse = (why: string): never => {
+    throw new ConfigError(`PARLEY_UNSAFE_DISABLE is refused: ${why} This switch is for a workshop on one machine only.`);
+  };
+  if (env['NODE_ENV'] === 'production') refuse('NODE_ENV is "production".');
+  if (trustProxy(env['TRUST_PROXY']) !== false) refuse('TRUST_PROXY is set, so Parley sits behind a proxy that others reach.');
+  const remote = appOrigins.find((origin) => !isLoopbackOrigin(origin));
+  if (remote) refuse(`APP_ORIGIN ${remote} is not a loopback origin, so browsers elsewhere are meant to use it.`);
+  if (env['REDIS_URL']) refuse('REDIS_URL is set: a shared Redis would carry the unchecked traffic to other instances.');
+  if (env['DATABASE_URL']) refuse('DATABASE_URL is set: a shared database would store unchecked messages for real users.');
   return new Set(names as Control[]);
 }
 
@@ -305,6 +335,6 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxDepth: int(env, 'SANITIZE_MAX_DEPTH', 16, 1, 2000),
       maxQueue: int(env, 'SANITIZE_MAX_QUEUE', 256, 1, 100_000),
     },
-    disabled: unsafeDisabled(env, host),
+    disabled: unsafeDisabled(env, host, appOrigins),
   });
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { RequestHandler } from 'express';
 import { BackendStartError } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { startParley, type ParleyOptions } from './parley.ts';
+import { startParley, UnsafeBindError, type ParleyOptions } from './parley.ts';
 
 async function devOptions(): Promise<NonNullable<ParleyOptions['dev']>> {
   // Vite in middleware mode inside the same HTTPS server: the dev origin, CSP, cookies and
@@ -43,6 +43,10 @@ async function main(): Promise<void> {
     if (error instanceof BackendStartError) {
       process.stderr.write(`Cannot start: ${error.message}\n`);
       process.exit(1);
+    }
+    if (error instanceof UnsafeBindError) {
+      process.stderr.write(`Refusing to start: ${error.message}\n`);
+      process.exit(2);
     }
     throw error;
   }

@@ -5,7 +5,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RequestHandler } from 'express';
-import type { Config } from './config.ts';
+import { isLoopbackAddress, type Config } from './config.ts';
 import { createApp, staticClient } from './http/app.ts';
 import { createSessionParser, loadSessionSecret, sessionExpiresAt } from './http/session.ts';
 import { createAuditLog, type AuditLog } from './security/audit-log.ts';
@@ -36,6 +36,14 @@ export type Parley = {
   connectionsOf: (user: string) => number;
   close: () => Promise<void>;
 };
+
+/**
+ * The lab switch (PARLEY_UNSAFE_DISABLE) is on, but the socket is bound to an address other
+ * machines can reach. main.ts reports it in one line; startParley has already closed everything.
+ */
+export class UnsafeBindError extends Error {
+  override readonly name = 'UnsafeBindError';
+}
 
 export type ParleyOptions = {
   log?: AuditLog;
@@ -127,8 +135,23 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  const bound = server.address() as AddressInfo;
+  const port = bound.port;
   if (config.disabled.size > 0) {
+    // The lab switch is judged by the address the socket is bound to, not by the HOST string:
+    // a "localhost" that resolves to 0.0.0.0 passes any string check. This runs in the same
+    // turn as the listen callback, before the event loop can accept a connection.
+    if (!isLoopbackAddress(bound.address)) {
+      server.close();
+      await ws.drain(Date.now()); // no socket yet: stops the timers
+      await pool?.close();
+      await store.close();
+      throw new UnsafeBindError(
+        `PARLEY_UNSAFE_DISABLE is on, but HOST "${config.host}" bound ${bound.address}:${port}, which is not a loopback address; refusing to run with controls off.`,
+      );
+    }
+    // A disabled control is a security event: it goes to the audit log, not only to the console.
+    log('unsafe_controls_disabled', { detail: [...config.disabled].join(','), count: config.disabled.size });
     process.stderr.write(
       `\n!!! PARLEY_UNSAFE_DISABLE: these security controls are OFF: ${[...config.disabled].join(', ')}.\n` +
         '!!! For a workshop exercise on loopback only. Never run this way anywhere else.\n\n',

@@ -69,11 +69,21 @@ describe('client/render.ts in a DOM: hostile message HTML renders inert', () => 
     ({ renderMessageHtml: render } = await import('../client/render.ts'));
   });
 
+  /** The message markup without the client's own link-destination labels (checked to be plain text). */
+  function messageMarkup(target: Element): string {
+    for (const label of target.querySelectorAll('span.link-host')) {
+      assert.equal(label.children.length, 0, 'a link-destination label holds text only');
+      assert.equal(label.previousElementSibling?.localName, 'a', 'a label sits right after its link');
+      label.remove();
+    }
+    return target.innerHTML;
+  }
+
   test('every payload, rendered unsanitized-by-server, leaves only allowlisted, inert markup', () => {
     for (const { name, input } of XSS_PAYLOADS) {
       const target = document.createElement('div');
       render(target, input);
-      assert.deepEqual(violations(target.innerHTML), [], name);
+      assert.deepEqual(violations(messageMarkup(target)), [], name);
     }
   });
 
@@ -91,7 +101,16 @@ describe('client/render.ts in a DOM: hostile message HTML renders inert', () => 
     render(target, 'a <b>bold</b> <a href="https://example.com">link</a>');
     assert.equal(
       target.innerHTML,
-      'a <b>bold</b> <a href="https://example.com" rel="noopener noreferrer nofollow" target="_blank">link</a>',
+      'a <b>bold</b> <a href="https://example.com" rel="noopener noreferrer nofollow" target="_blank">link</a>' +
+        '<span class="link-host" dir="ltr" title="Link goes to example.com">example.com</span>',
     );
+  });
+
+  test('each link shows its destination host as text, an IDN look-alike in punycode', () => {
+    const target = document.createElement('div');
+    // Cyrillic "аррӏе.com" (the look-alike of apple.com), with link text that claims apple.com.
+    render(target, '<a href="https://\u0430\u0440\u0440\u04cf\u0435.com/login">https://apple.com</a> and <a href="mailto:a@example.com">mail</a>');
+    const labels = [...target.querySelectorAll('span.link-host')].map((label) => label.textContent);
+    assert.deepEqual(labels, ['xn--80ak6aa92e.com', 'mail to a@example.com']);
   });
 });

@@ -134,6 +134,12 @@ describe('PARLEY_UNSAFE_DISABLE', () => {
     refuses({ PARLEY_UNSAFE_DISABLE: 'origin', HOST: '0.0.0.0' }, /PARLEY_UNSAFE_DISABLE.*loopback/);
   });
 
+  test('other spellings of the wildcard or of an interface are refused too (an exact loopback list, not a pattern)', () => {
+    for (const host of ['0', '::', '[::]', '0.0.0.0.', '::ffff:0.0.0.0', '0x7f000001', '127.1', 'LOCALHOST.', '192.0.2.2']) {
+      refuses({ PARLEY_UNSAFE_DISABLE: 'origin', HOST: host }, /PARLEY_UNSAFE_DISABLE.*loopback/);
+    }
+  });
+
   test('disabling "origin" with a public HOST is refused', () => {
     refuses({ PARLEY_UNSAFE_DISABLE: 'origin', HOST: 'chat.example.com' }, /PARLEY_UNSAFE_DISABLE/);
   });
@@ -141,6 +147,41 @@ describe('PARLEY_UNSAFE_DISABLE', () => {
   test('disabling "origin" with HOST 127.0.0.1 gives exactly {origin}', () => {
     const config = loadConfig({ PARLEY_UNSAFE_DISABLE: 'origin', HOST: '127.0.0.1' }, []);
     assert.deepEqual([...config.disabled], ['origin']);
+  });
+
+  // A loopback bind behind a reverse proxy on the same host is a normal production setup:
+  // the switch is refused alongside any setting that describes a deployment, saying which.
+  const lab = { PARLEY_UNSAFE_DISABLE: 'origin', HOST: '127.0.0.1' };
+
+  test('refused with NODE_ENV=production', () => {
+    refuses({ ...lab, NODE_ENV: 'production' }, /PARLEY_UNSAFE_DISABLE is refused: NODE_ENV is "production"/);
+  });
+
+  test('refused with TRUST_PROXY set (a number, "loopback", "true" or a range)', () => {
+    for (const value of ['1', 'loopback', 'true', '10.0.0.0/8']) {
+      refuses({ ...lab, TRUST_PROXY: value }, /PARLEY_UNSAFE_DISABLE is refused: TRUST_PROXY is set/);
+    }
+  });
+
+  test('refused with an APP_ORIGIN that is not loopback, also as one entry in a list', () => {
+    refuses({ ...lab, APP_ORIGIN: 'https://chat.example.com' }, /PARLEY_UNSAFE_DISABLE is refused: APP_ORIGIN https:\/\/chat\.example\.com is not a loopback origin/);
+    refuses({ ...lab, APP_ORIGIN: 'https://localhost:8443,https://192.0.2.7:8443' }, /APP_ORIGIN https:\/\/192\.0\.2\.7:8443 is not a loopback origin/);
+    refuses({ ...lab, APP_ORIGIN: 'https://localhost.example.com' }, /APP_ORIGIN/);
+  });
+
+  test('refused with REDIS_URL (a shared bus) or DATABASE_URL (a shared database)', () => {
+    refuses({ ...lab, REDIS_URL: 'redis://127.0.0.1:6379' }, /PARLEY_UNSAFE_DISABLE is refused: REDIS_URL is set/);
+    refuses({ ...lab, DATABASE_URL: 'postgres://parley@127.0.0.1/parley' }, /PARLEY_UNSAFE_DISABLE is refused: DATABASE_URL is set/);
+  });
+
+  test('accepted with loopback APP_ORIGINs, NODE_ENV=development and TRUST_PROXY=false', () => {
+    const config = loadConfig({ ...lab, APP_ORIGIN: 'https://localhost:8443,https://127.0.0.1:8443,https://[::1]:8443', NODE_ENV: 'development', TRUST_PROXY: 'false' }, []);
+    assert.deepEqual([...config.disabled], ['origin']);
+  });
+
+  test('each of those settings alone is fine without the switch', () => {
+    const config = loadConfig({ HOST: '127.0.0.1', NODE_ENV: 'production', TRUST_PROXY: 'loopback', APP_ORIGIN: 'https://chat.example.com', REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://parley@127.0.0.1/parley' }, []);
+    assert.equal(config.disabled.size, 0);
   });
 
   test('an unknown control name is refused and named in the error', () => {

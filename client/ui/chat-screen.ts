@@ -57,6 +57,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   const roomList = createRoomList((room) => selectRoom(room, true));
   const messages = createMessageList({
     loadOlder,
+    loadNewer,
     retry(clientId) {
       const failed = state.getPending(clientId);
       if (!failed) return;
@@ -163,9 +164,13 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   function onMessage(frame: MessageFrame): void {
     if (!state.room(frame.room)) return;
     const { id, user, html, ts } = frame;
-    if (!state.addMessage(frame.room, { id, user, html, ts })) return;
+    const message = { id, user, html, ts };
+    if (!state.addMessage(frame.room, message)) return;
     if (frame.room === state.active) {
-      renderMessages();
+      const view = state.view(frame.room);
+      // The usual case, the newest message: append its node only (no pass over the list).
+      if (view.messages.at(-1) === message) messages.append(frame.room, view, message, state.pendingIn(frame.room), state.user);
+      else renderMessages();
     } else if (user !== state.user) {
       state.view(frame.room).unread += 1;
       renderRooms();
@@ -195,6 +200,8 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
 
   function sendText(room: string, text: string): boolean {
     if (socket?.state !== 'connected') return false;
+    // Reading older messages at the cap: bring the newest back so the sent one shows up.
+    if (state.view(room).newer) loadLatest(room);
     const clientId = crypto.randomUUID();
     state.addPending(room, text, clientId);
     if (!sendFrame({ type: 'send', room, text, clientId })) {
@@ -227,6 +234,15 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     if (!sendFrame({ type: 'history', room, before: oldest.id })) return;
     view.loadingOlder = true;
     renderMessages();
+  }
+
+  function loadNewer(): void {
+    if (state.active) loadLatest(state.active);
+  }
+
+  /** The latest page again (`before` past any id): it replaces or merges, and clears `newer`. */
+  function loadLatest(room: string): void {
+    sendFrame({ type: 'history', room, before: Number.MAX_SAFE_INTEGER });
   }
 
   // ---- rendering ---------------------------------------------------------------
@@ -270,11 +286,13 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       });
       socket.on('frame', onFrame);
       socket.on('ended', () => options.onSessionEnded('Your session has ended. Please log in again.'));
+      socket.on('refused', () => indicator.refused(true));
       socket.start();
     },
     stop() {
       socket?.stop();
       socket = null;
+      indicator.refused(false);
       state = new ChatState('');
       rejoinPending = false;
       creating = null;

@@ -3,7 +3,13 @@
 //
 // Message nodes are created once per message id and reused, so an update only adds
 // or removes nodes: screen readers hear just the new messages, and DOMPurify runs
-// once per message rather than on every render.
+// once per message rather than on every render. A live message takes the append() path:
+// one new node, plus removing whatever the room's cap (state.ts) pushed out — no pass over
+// the whole list, so the cost of a message does not grow with the room's history.
+//
+// Each body and username is its own bidi isolate (dir="auto", unicode-bidi: isolate in
+// styles.css): a U+202E (RIGHT-TO-LEFT OVERRIDE) or an unclosed isolate in one message
+// cannot reorder anything outside it (Unicode UAX #9; HTML's dir=auto).
 import type { ChatMessage } from '../../shared/protocol.ts';
 import { renderMessageHtml } from '../render.ts';
 import type { PendingMessage, PendingStatus, RoomView } from '../state.ts';
@@ -11,6 +17,8 @@ import { byId, el } from './dom.ts';
 
 export type MessageListActions = {
   loadOlder(): void;
+  /** After loading older messages at the cap: load the latest page again. */
+  loadNewer(): void;
   retry(clientId: string): void;
   discard(clientId: string): void;
 };
@@ -18,6 +26,11 @@ export type MessageListActions = {
 export type MessageList = {
   /** Show `room`'s messages. `scroll: 'bottom'` jumps to the newest (after the user sends). */
   show(room: string | null, view: RoomView | null, pending: PendingMessage[], me: string, scroll?: 'keep' | 'bottom'): void;
+  /**
+   * A live message that is now the newest of `view` (the room shown): append its node only,
+   * drop what the cap removed from the front and any pending copy it settled.
+   */
+  append(room: string, view: RoomView, message: ChatMessage, pending: PendingMessage[], me: string): void;
   clear(): void;
 };
 
@@ -28,13 +41,17 @@ export function createMessageList(actions: MessageListActions): MessageList {
   const log = byId('messages', HTMLElement);
   const empty = byId('messages-empty', HTMLElement);
   const loadOlder = byId('load-older', HTMLButtonElement);
+  const loadNewer = byId('load-newer', HTMLButtonElement);
   /** room → message id → node. Dropped on clear() (session end). */
   let nodes = new Map<string, Map<number, HTMLElement>>();
   /** clientId → node of a message still waiting for the server, rebuilt when its status changes. */
   let pendingNodes = new Map<string, { status: PendingStatus; node: HTMLElement }>();
   let shownRoom: string | null = null;
+  /** A scroll to the newest message is due at the next frame (see stickToBottom). */
+  let stickScheduled = false;
 
   loadOlder.addEventListener('click', () => actions.loadOlder());
+  loadNewer.addEventListener('click', () => actions.loadNewer());
   log.addEventListener('click', (event) => {
     const button = event.target instanceof Element ? event.target.closest('button[data-action]') : null;
     const clientId = button?.closest('[data-client-id]')?.getAttribute('data-client-id');
@@ -48,11 +65,11 @@ export function createMessageList(actions: MessageListActions): MessageList {
     if (!roomNodes) nodes.set(room, (roomNodes = new Map()));
     let node = roomNodes.get(message.id);
     if (!node) {
-      const body = el('div', { className: 'message-body' });
+      const body = el('div', { className: 'message-body', attrs: { dir: 'auto' } });
       renderMessageHtml(body, message.html); // the one HTML sink, via the Trusted Types policy
       node = el('article', { className: message.user === me ? 'message own' : 'message', attrs: { 'data-id': String(message.id) } },
         el('header', { className: 'message-meta' },
-          el('span', { className: 'message-user', text: message.user }), // ASVS 3.2.2: text, never HTML
+          el('bdi', { className: 'message-user', text: message.user }), // ASVS 3.2.2: text, never HTML
           timeElement(message.ts),
         ),
         body,
@@ -74,6 +91,26 @@ export function createMessageList(actions: MessageListActions): MessageList {
   function prune(room: string): void {
     for (const [id, node] of nodes.get(room) ?? []) if (!node.isConnected) nodes.get(room)?.delete(id);
     for (const [clientId, { node }] of pendingNodes) if (!node.isConnected) pendingNodes.delete(clientId);
+  }
+
+  /** Follow the newest message once per frame, however many arrived in it (one layout, not one per message). */
+  function stickToBottom(): void {
+    if (stickScheduled) return;
+    stickScheduled = true;
+    requestAnimationFrame(() => {
+      stickScheduled = false;
+      log.scrollTop = log.scrollHeight;
+    });
+  }
+
+  function updateControls(room: string | null, view: RoomView | null, shown: number): void {
+    const loaded = view?.loaded ?? false;
+    empty.hidden = shown > 0 || room === null;
+    empty.textContent = loaded ? 'No messages yet. Say hello!' : 'Loading messages…';
+    loadOlder.hidden = !(view && view.more);
+    loadOlder.disabled = view?.loadingOlder ?? false;
+    loadOlder.textContent = view?.loadingOlder ? 'Loading older messages…' : 'Load older messages';
+    loadNewer.hidden = !(view && view.newer);
   }
 
   return {
@@ -104,14 +141,45 @@ export function createMessageList(actions: MessageListActions): MessageList {
         log.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
       }
 
-      const loaded = view?.loaded ?? false;
-      empty.hidden = wanted.length > 0 || room === null;
-      empty.textContent = loaded ? 'No messages yet. Say hello!' : 'Loading messages…';
-      loadOlder.hidden = !(view && view.more);
-      loadOlder.disabled = view?.loadingOlder ?? false;
-      loadOlder.textContent = view?.loadingOlder ? 'Loading older messages…' : 'Load older messages';
+      updateControls(room, view, wanted.length);
+    },
+    append(room, view, message, pending, me) {
+      if (room !== shownRoom) return this.show(room, view, pending, me);
+      // Read before writing, and not again while a scroll is due: no forced layout per message.
+      const wasAtBottom = stickScheduled || log.scrollHeight - log.scrollTop - log.clientHeight <= STICKY_BOTTOM_PX;
+      // Pending copies this message settled (our own, broadcast back) leave.
+      const waiting = new Set(pending.map((item) => item.clientId));
+      for (const [clientId, { node }] of pendingNodes) {
+        if (node.isConnected && !waiting.has(clientId)) {
+          node.remove();
+          pendingNodes.delete(clientId);
+        }
+      }
+      // Pending messages stay last, after every stored one.
+      const firstPending = pending.length > 0 ? log.querySelector(':scope > [data-client-id]') : null;
+      log.insertBefore(messageNode(room, message, me), firstPending);
+      // The cap dropped the oldest messages from the state: drop their nodes from the front.
+      const oldest = view.messages[0]?.id ?? message.id;
+      const dropped: HTMLElement[] = [];
+      for (let node = log.firstElementChild; node instanceof HTMLElement && node.dataset['id'] !== undefined && Number(node.dataset['id']) < oldest; node = node.nextElementSibling) {
+        dropped.push(node);
+      }
+      if (dropped.length > 0) {
+        // Keep what a reader scrolled up is looking at in place while the nodes above it go.
+        const kept = wasAtBottom ? null : dropped.at(-1)!.nextElementSibling;
+        const keptTop = kept?.getBoundingClientRect().top ?? 0;
+        const roomNodes = nodes.get(room);
+        for (const node of dropped) {
+          roomNodes?.delete(Number(node.dataset['id']));
+          node.remove();
+        }
+        if (kept?.isConnected) log.scrollTop += kept.getBoundingClientRect().top - keptTop;
+      }
+      if (wasAtBottom) stickToBottom();
+      updateControls(room, view, log.childElementCount);
     },
     clear() {
+      loadNewer.hidden = true;
       nodes = new Map();
       pendingNodes = new Map();
       shownRoom = null;
@@ -137,10 +205,10 @@ function createPendingNode(pending: PendingMessage, me: string): HTMLElement {
     pending.status === 'sending' ? 'Sending…' : pending.status === 'sent' ? 'Sent' : pending.problem;
   const node = el('article', { className: `message own pending ${pending.status}`, attrs: { 'data-client-id': pending.clientId } },
     el('header', { className: 'message-meta' },
-      el('span', { className: 'message-user', text: me }),
+      el('bdi', { className: 'message-user', text: me }),
       el('span', { className: 'message-status', text: status }),
     ),
-    el('div', { className: 'message-body pending-text', text: pending.text }),
+    el('div', { className: 'message-body pending-text', text: pending.text, attrs: { dir: 'auto' } }),
   );
   if (pending.status === 'failed') {
     node.append(

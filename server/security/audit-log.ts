@@ -3,6 +3,8 @@
 // session id, password or message body has no field to travel in.
 export type SecurityEvent =
   | 'server_started'
+  /** PARLEY_UNSAFE_DISABLE is on: `detail` lists the controls switched off. */
+  | 'unsafe_controls_disabled'
   | 'register'
   | 'register_refused'
   | 'login'
