@@ -14,6 +14,7 @@ import path from 'node:path';
 import express, { type RequestHandler } from 'express';
 import { WebSocket } from 'ws';
 import type { Control } from '../server/config.ts';
+import { SESSION_COOKIE } from '../server/http/session.ts';
 import type { LabEventBus } from './lab.ts';
 import { renderPages } from './pages.ts';
 import { labPayloads, MALLORY } from './payloads.ts';
@@ -179,7 +180,7 @@ async function malloryCookie(parleyOrigin: string, ca: string): Promise<string> 
   const login = await parleyRequest(parleyOrigin, ca, 'POST', '/api/login', credentials);
   if (login.status !== 200) throw new Error(`mallory's login: HTTP ${login.status} ${login.text}`);
   const setCookie = login.headers['set-cookie'] ?? [];
-  const line = (Array.isArray(setCookie) ? setCookie : [setCookie]).find((c) => c.startsWith('__Host-parley.sid='));
+  const line = (Array.isArray(setCookie) ? setCookie : [setCookie]).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
   if (!line) throw new Error('no session cookie for mallory');
   return line.split(';')[0]!;
 }
@@ -223,8 +224,8 @@ async function postAsMallory(options: AttackerSiteOptions): Promise<number> {
       for (let attempt = 0; ; attempt++) {
         const clientId = `lab-${index}-${attempt}`;
         ws.send(JSON.stringify({ type: 'send', room: 'lobby', text: payload.text, clientId }));
-        // A rate-limit refusal comes before the frame is parsed, so it carries no clientId.
-        const reply = await next((f) => f['clientId'] === clientId || (f['type'] === 'error' && f['code'] === 'rate_limited'));
+        // Every answer to a send names its clientId: the ack, or an error (rate_limited included).
+        const reply = await next((f) => f['clientId'] === clientId);
         if (reply['type'] === 'ack') break;
         if (reply['code'] !== 'rate_limited' || attempt > 50) throw new Error(`payload ${index} refused: ${String(reply['message'])}`);
         await new Promise((resolve) => setTimeout(resolve, 250));

@@ -66,7 +66,9 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
         return;
       }
       state.removePending(clientId);
-      sendText(failed.room, failed.text); // a fresh clientId: the old one may have been stored
+      // The same clientId: if the first try was stored after all, the server answers with its id
+      // and stores nothing twice.
+      sendText(failed.room, failed.text, clientId);
     },
     discard(clientId) {
       state.removePending(clientId);
@@ -198,11 +200,10 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     return false;
   }
 
-  function sendText(room: string, text: string): boolean {
+  function sendText(room: string, text: string, clientId: string = crypto.randomUUID()): boolean {
     if (socket?.state !== 'connected') return false;
     // Reading older messages at the cap: bring the newest back so the sent one shows up.
     if (state.view(room).newer) loadLatest(room);
-    const clientId = crypto.randomUUID();
     state.addPending(room, text, clientId);
     if (!sendFrame({ type: 'send', room, text, clientId })) {
       state.removePending(clientId);

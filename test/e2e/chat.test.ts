@@ -213,8 +213,8 @@ describe('logout across tabs', () => {
     await second.goto(`${server.origin}/`);
     await waitConnected(second); // same cookie, second socket
     const deadline = Date.now() + WAIT.timeout;
-    while (server.parley.ws.registry.count('tabby') < 2 && Date.now() < deadline) await settle(second);
-    assert.equal(server.parley.ws.registry.count('tabby'), 2);
+    while (server.parley.connectionsOf('tabby') < 2 && Date.now() < deadline) await settle(second);
+    assert.equal(server.parley.connectionsOf('tabby'), 2);
 
     await first.click('#logout');
     await first.locator('#auth-screen').waitFor({ state: 'visible', ...WAIT });
@@ -222,8 +222,8 @@ describe('logout across tabs', () => {
     await second.locator('#auth-screen').waitFor({ state: 'visible', ...WAIT });
     await second.locator('#chat-screen').waitFor({ state: 'hidden', ...WAIT });
     assert.equal(await second.locator('#messages .message').count(), 0, 'the chat was cleared from the page');
-    while (server.parley.ws.registry.count('tabby') > 0 && Date.now() < deadline) await settle(second);
-    assert.equal(server.parley.ws.registry.count('tabby'), 0);
+    while (server.parley.connectionsOf('tabby') > 0 && Date.now() < deadline) await settle(second);
+    assert.equal(server.parley.connectionsOf('tabby'), 0);
     // A reload stays signed out: the session is gone, not just the UI.
     await second.reload();
     await second.locator('#auth-screen').waitFor({ state: 'visible', ...WAIT });

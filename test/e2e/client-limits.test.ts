@@ -276,7 +276,7 @@ describe('a tab refused by the per-user connection cap', () => {
     // Closing the other tab frees the slot; Try again connects.
     await first.close();
     const deadline = Date.now() + WAIT.timeout;
-    while (server.parley.ws.registry.count('many-tabs') > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (server.parley.connectionsOf('many-tabs') > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     await second.click('#connection-retry');
     await waitConnected(second);
     assert.equal(await second.locator('#connection-refused').isHidden(), true);

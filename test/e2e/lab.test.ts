@@ -68,7 +68,7 @@ async function victimStillSignedIn(setup: Setup): Promise<void> {
   await setup.victim.bringToFront();
   assert.equal(await setup.victim.textContent('#connection-state'), 'connected');
   assert.equal(await setup.victim.locator('#auth-screen').isHidden(), true);
-  assert.ok(setup.lab.parley.ws.registry.count('victim') >= 1);
+  assert.ok(setup.lab.parley.connectionsOf('victim') >= 1);
 }
 
 describe('attack lab, every control on: each attack is blocked', () => {
@@ -210,7 +210,7 @@ describe('attack lab with origin, csrf and sanitize switched off (PARLEY_UNSAFE_
     assert.equal(await page.locator('#result-login').getAttribute('data-outcome'), 'blocked');
     assert.equal(await page.locator('#result-fetch').getAttribute('data-outcome'), 'blocked');
     await setup.victim.locator('#auth-screen').waitFor({ state: 'visible', ...WAIT });
-    assert.equal(setup.lab.parley.ws.registry.count('victim'), 0);
+    assert.equal(setup.lab.parley.connectionsOf('victim'), 0);
     await screenshot(page, 'lab-csrf-succeeded', { fullPage: true });
   });
 });
