@@ -59,7 +59,7 @@ function connection() {
     ws as unknown as WebSocket,
     { socket: socket as unknown as Duplex, user: 'reader', sid: 'sid', ip: '127.0.0.1', expiresAt: Date.now() + 3_600_000 },
     {
-      readFrame: () => undefined,
+      readFrame: () => ({ kind: 'refuse', code: 'bad_frame', message: 'unused' }), // this test sends no frames
       handle: async () => {},
       sessionDeadline: async () => Date.now() + 3_600_000,
       onClose: () => {},

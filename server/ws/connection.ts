@@ -56,8 +56,6 @@ export class Connection {
   static #nextId = 1;
   /** Process-unique, for keying per-socket state such as log aggregation; never sent anywhere. */
   readonly id = Connection.#nextId++;
-  /** Rate-limited frames since the last accepted one; past a threshold the socket is closed. */
-  refusedInARow = 0;
   alive = true;
   #expiresAt: number;
   #lastTouch = Date.now();
@@ -249,9 +247,11 @@ export class Connection {
 
   #onMessage(data: Buffer, isBinary: boolean): void {
     this.alive = true;
-    const frame = this.#deps.readFrame(this, data, isBinary);
-    if (!frame) return;
+    const verdict = this.#deps.readFrame(this, data, isBinary);
+    if (verdict.kind === 'refuse') return this.sendError(verdict.code, verdict.message, verdict.clientId);
+    if (verdict.kind === 'close') return this.close(verdict.code, verdict.reason);
     // One frame at a time per socket, so a client's messages keep their order.
+    const { frame } = verdict;
     this.#queue = this.#queue.then(() => this.#process(frame));
   }
 
