@@ -82,6 +82,8 @@ export type Config = {
   };
   /** A refusal a socket repeats is logged once, then once more with a count at the end of this window. */
   logRepeatWindowMs: number;
+  /** GET /readyz: how long a dependency may take to answer, and how long one verdict is reused (probes cost at most one query per window). */
+  readiness: { timeoutMs: number; cacheMs: number };
   /** Controls switched off for a lab exercise or a test. Empty in any real deployment. */
   disabled: ReadonlySet<Control>;
 };
@@ -264,6 +266,10 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxHeaderBytes: int(env, 'HTTP_MAX_HEADER_BYTES', 16 * 1024, 4 * 1024, 64 * 1024),
     },
     logRepeatWindowMs: seconds(env, 'LOG_REPEAT_WINDOW_SECONDS', 10, 0.1, 3600),
+    readiness: {
+      timeoutMs: seconds(env, 'READYZ_TIMEOUT_SECONDS', 2, 0.1, 60),
+      cacheMs: seconds(env, 'READYZ_CACHE_SECONDS', 1, 0, 60),
+    },
     disabled: unsafeDisabled(env, host),
   });
 }

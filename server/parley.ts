@@ -59,6 +59,8 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   const addressOf = createAddressOf(config.trustProxy);
   // Lab/test switch: with 'sanitize' disabled, raw text is stored and broadcast as HTML.
   const sanitize = config.disabled.has('sanitize') ? (text: string) => text : sanitizeMessage;
+  // GET /readyz answers 503 from the first moment of close(): the balancer stops sending new users.
+  let shuttingDown = false;
 
   const app = createApp({
     config,
@@ -78,6 +80,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     registrations: new RegistrationLimit(config.register),
     pseudonym: createPseudonym(deriveKey(secret, 'log-pseudonym')),
     client: options.dev?.client ?? staticClient(),
+    health: { store, shuttingDown: () => shuttingDown, readiness: config.readiness },
   });
 
   const server = https.createServer(
@@ -139,6 +142,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
       // bounded, for the close handshakes (a socket's frames are processed in order and none
       // after its close); then end HTTP and, last, the store — so whatever a client saw
       // acknowledged is committed before the process exits.
+      shuttingDown = true;
       const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.off('upgrade', ws.onUpgrade);
       server.on('upgrade', (_req, socket: Duplex) => {
