@@ -6,6 +6,7 @@
 // Run: npx node --test --test-concurrency=1 test/deploy/health.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { ParleyStore } from '../../server/store/store.ts';
 import { open, request, signUp, sleep, startServer, type Reply, type TestServer } from '../helpers/server.ts';
@@ -129,7 +130,11 @@ describe('GET /readyz answers 503 while shutting down', () => {
         }) as ParleyStore,
     });
   });
-  after(() => server.close().catch(() => {}));
+  // The test closed it already: a second close may fail, the directory goes either way.
+  after(async () => {
+    await server.close().catch(() => {});
+    fs.rmSync(server.dataDir, { recursive: true, force: true });
+  });
 
   test('a probe in flight when the shutdown begins is answered 503 {"failing":["shutting_down"]} with Retry-After', async () => {
     const cookie = await signUp(server, 'stayer');
