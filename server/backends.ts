@@ -177,6 +177,9 @@ class SharedStore implements ParleyStore {
   history(room: string, limit: number, before?: number): Promise<HistoryPage> {
     return this.#data.history(room, limit, before);
   }
+  ping(): Promise<void> {
+    return this.#data.ping();
+  }
 
   async close(): Promise<void> {
     for (const client of this.#clients) {

@@ -110,6 +110,8 @@ export type Config = {
     /** HTML messages waiting for a worker; past this they are refused (`server_busy`). */
     maxQueue: number;
   };
+  /** GET /readyz: how long a dependency may take to answer, and how long one verdict is reused (probes cost at most one query per window). */
+  readiness: { timeoutMs: number; cacheMs: number };
   /** Controls switched off for a lab exercise or a test. Empty in any real deployment. */
   disabled: ReadonlySet<Control>;
 };
@@ -334,6 +336,10 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxTags: int(env, 'SANITIZE_MAX_TAGS', 100, 1, 2000),
       maxDepth: int(env, 'SANITIZE_MAX_DEPTH', 16, 1, 2000),
       maxQueue: int(env, 'SANITIZE_MAX_QUEUE', 256, 1, 100_000),
+    },
+    readiness: {
+      timeoutMs: seconds(env, 'READYZ_TIMEOUT_SECONDS', 2, 0.1, 60),
+      cacheMs: seconds(env, 'READYZ_CACHE_SECONDS', 1, 0, 60),
     },
     disabled: unsafeDisabled(env, host, appOrigins),
   });

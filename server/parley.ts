@@ -16,7 +16,6 @@ import { createPseudonym } from './security/log-pseudonym.ts';
 import { createOriginCheck } from './security/origin.ts';
 import { HashLimiter } from './security/passwords.ts';
 import { RegistrationLimit } from './security/registration-limit.ts';
-import { sanitizeMessage } from './security/sanitize.ts';
 import { openBackend } from './backends.ts';
 import { TokenBuckets } from './security/rate-limit.ts';
 import { createMessageRenderer } from './security/render-message.ts';
@@ -74,6 +73,8 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     buckets: config.disabled.has('rate-limit') ? undefined : messageBuckets,
     limits: { ...config.sanitize, burst: config.ws.messageBurst },
   });
+  // GET /readyz answers 503 from the first moment of close(): the balancer stops sending new users.
+  let shuttingDown = false;
 
   const app = createApp({
     config,
@@ -93,6 +94,14 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     registrations: new RegistrationLimit(config.register),
     pseudonym: createPseudonym(deriveKey(secret, 'log-pseudonym')),
     client: options.dev?.client ?? staticClient(),
+    // Ready while the store answers and, with several instances, while the bus is up: an
+    // instance that cannot hear the others refuses upgrades, so the balancer should skip it.
+    health: {
+      store,
+      shuttingDown: () => shuttingDown,
+      readiness: config.readiness,
+      checks: config.redisUrl ? [{ name: 'redis', ready: async () => bus.up }] : [],
+    },
   });
 
   const server = https.createServer(
@@ -172,6 +181,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
       // bounded, for the close handshakes (a socket's frames are processed in order and none
       // after its close); then end HTTP and, last, the store — so whatever a client saw
       // acknowledged is committed before the process exits.
+      shuttingDown = true;
       const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.off('upgrade', ws.onUpgrade);
       server.on('upgrade', (_req, socket: Duplex) => {

@@ -1,5 +1,5 @@
 // The Express app. Middleware order reads top to bottom like the checks a request meets:
-// headers → (API: no-store → CSRF → JSON body → session → lifetime → routes → JSON errors)
+// headers → probes (/healthz, /readyz: no session) → (API: no-store → CSRF → JSON body → session → lifetime → routes → JSON errors)
 // → the client (static build, or Vite in dev).
 import path from 'node:path';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
@@ -20,6 +20,7 @@ import { csrfGuard } from './csrf.ts';
 import { apiErrorHandler, apiNotFound, sendError } from './errors.ts';
 import { jsonBody } from './json-body.ts';
 import { noStore, securityHeaders } from './headers.ts';
+import { healthRoutes, type HealthDeps } from './health.ts';
 import { enforceSessionLifetime, type SessionParser } from './session.ts';
 
 export type AppDeps = {
@@ -37,6 +38,8 @@ export type AppDeps = {
   pseudonym: Pseudonym;
   /** Serves the browser client: express.static over dist/client, or Vite's dev middleware. */
   client: RequestHandler;
+  /** What GET /readyz waits for, and whether a shutdown has begun. */
+  health: HealthDeps;
 };
 
 export const CLIENT_DIST = path.resolve(import.meta.dirname, '../../dist/client');
@@ -49,6 +52,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(securityHeaders(config));
   // RFC 9112 §3.2: a request with two Host headers is invalid (Node would keep the first).
   app.use((req, res, next) => (hostHeaderCount(req) === 1 ? next() : sendError(res, 400, 'bad_request', 'Send exactly one Host header.')));
+  // Before the session: a probe never reads or sets a session, and is never logged.
+  app.use(healthRoutes(deps.health));
 
   const api = express.Router();
   api.use(noStore);

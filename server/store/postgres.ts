@@ -311,6 +311,11 @@ export class PostgresStore implements ParleyStore {
     return { messages, more };
   }
 
+  /** Through the pool like every query: an outage becomes StoreUnavailableError (and is logged once). */
+  async ping(): Promise<void> {
+    await this.#query('SELECT 1');
+  }
+
   async close(): Promise<void> {
     this.sessions.close();
     await this.#pool.end();

@@ -128,6 +128,7 @@ export class SqliteStore implements ParleyStore {
       byClientId: db.prepare('SELECT id FROM messages WHERE user = ? AND room = ? AND client_id = ?'),
       latest: db.prepare('SELECT id, user, html, ts FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?'),
       before: db.prepare('SELECT id, user, html, ts FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?'),
+      ping: db.prepare('SELECT 1'),
     };
     this.sessions = new SqlSessionStore(sqliteSessionRows(db), sessionExpiresAt, async (user) => (await this.findUser(user))?.credentialVersion);
   }
@@ -197,6 +198,11 @@ export class SqliteStore implements ParleyStore {
     const more = rows.length > limit;
     const messages = rows.slice(0, limit).reverse().map((r) => ({ id: r.id, user: r.user, html: r.html, ts: r.ts }));
     return { messages, more };
+  }
+
+  /** A local file: it answers unless it was closed (which throws here). */
+  async ping(): Promise<void> {
+    this.#q['ping']!.get();
   }
 
   async close(): Promise<void> {

@@ -99,5 +99,11 @@ export interface ParleyStore {
     extend(sid: string, data: SessionData): Promise<void>;
   };
 
+  /**
+   * Readiness (GET /readyz): resolves when the backing database answers a trivial query,
+   * rejects (StoreUnavailableError for an outage) when it does not. Reads nothing, writes nothing.
+   */
+  ping(): Promise<void>;
+
   close(): Promise<void>;
 }
