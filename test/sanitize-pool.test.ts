@@ -234,9 +234,12 @@ describe('send over WSS: the rate limit is charged by cost (WS_MESSAGE_BURST 30,
     const heavyAnswers = await Promise.all(Array.from({ length: 10 }, (_, i) => answer(heavy, `h${i}`)));
     const chattyAnswers = await Promise.all(Array.from({ length: 25 }, (_, i) => answer(chatty, `c${i}`)));
     const heavyAccepted = heavyAnswers.filter((a) => a.type === 'ack').length;
-    // 30 tokens at 10 each: 3, plus whatever refilled while the test ran (10/s).
-    assert.ok(heavyAccepted >= 1 && heavyAccepted <= 5, `${heavyAccepted} of 10 expensive messages accepted`);
-    assert.ok(heavyAnswers.filter((a) => a.type === 'error').every((a) => a.type === 'error' && a.code === 'rate_limited'));
+    const heavyLimited = heavyAnswers.filter((a) => a.type === 'error' && a.code === 'rate_limited').length;
+    // 30 tokens at 10 each: 3 accepted, plus whatever refilled while the test ran (10/s).
+    assert.ok(heavyAccepted <= 5, `${heavyAccepted} of 10 expensive messages accepted: ${JSON.stringify(heavyAnswers)}`);
+    assert.ok(heavyLimited >= 5, `${heavyLimited} of 10 expensive messages rate_limited: ${JSON.stringify(heavyAnswers)}`);
+    // (too_complex only if a box is so loaded that a 3 ms parse overran the 200 ms budget.)
+    assert.ok(heavyAnswers.every((a) => a.type === 'ack' || a.code === 'rate_limited' || a.code === 'too_complex'));
     assert.equal(chattyAnswers.filter((a) => a.type === 'ack').length, 25, 'the chatty user, 25 plain messages in a burst: none refused');
     heavy.ws.close();
     chatty.ws.close();

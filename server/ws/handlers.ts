@@ -85,12 +85,14 @@ export function createHandlers({ store, fanout, registry, renderMessage, log, on
         return;
       }
       case 'send': {
-        const result = await access(frame.room, user);
-        if (!result.ok) return refuse(connection, result, frame.room, frame.clientId);
         // Sanitized once, on the way in: what is stored and broadcast is already safe HTML.
+        // Before the access check, so the wait for a sanitizer worker does not widen the gap
+        // between "may post here" and the write.
         const rendered = await renderMessage(user, frame.text);
         if (!rendered.ok) return connection.sendError(rendered.code, rendered.message, frame.clientId);
         const { html } = rendered;
+        const result = await access(frame.room, user);
+        if (!result.ok) return refuse(connection, result, frame.room, frame.clientId);
         const ts = Date.now();
         const id = await store.addMessage(frame.room, user, html, ts);
         // Acknowledge only after the store committed the message.
