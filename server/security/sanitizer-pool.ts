@@ -27,8 +27,6 @@ export type PoolVerdict =
 
 /** A worker's heap is bounded too: a message that makes it grow past this ends that worker (→ `over_budget`). */
 const WORKER_HEAP_MB = 256;
-/** Lower priority of the worker threads (nice +5: about a third of the event loop's CPU weight when both want the same core). */
-const WORKER_NICE = 5;
 
 export class SanitizerPool {
   readonly #pool: Piscina<SanitizeTask, SanitizeResult>;
@@ -53,9 +51,6 @@ export class SanitizerPool {
       // every task a worker runs back to back stay alive together (piscina's Atomics loop).
       atomics: 'disabled',
       resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
-      // Delivering everyone's messages outranks sanitizing one user's: on a busy machine the
-      // workers yield the CPU to the event loop (Linux: the worker thread's nice value).
-      niceIncrement: WORKER_NICE,
     });
     // A worker that dies outside a task (it should not) is replaced by piscina; do not crash the server.
     this.#pool.on('error', () => {});
