@@ -58,6 +58,8 @@ export class Histogram {
 
 /** Offered deliveries/s of the first step of a derived ladder: every server held ~10–16k at 200 and 500 clients. */
 const FIRST_STEP_DELIVERIES = 10_000;
+/** Per-client msg/s at the top of any ladder: inside Parley's default per-user limit (10/s). */
+const MAX_RATE_PER_CLIENT = 8;
 
 /**
  * The per-client send rates (messages/s) a fan-out room of `clients` is stepped through. Each room
@@ -70,7 +72,8 @@ export function ratesFor(fanout: { rates: Record<number, number[]> }, clients: n
   if (own) return own;
   const steps = Object.values(fanout.rates)[0]!.length;
   const first = 2 ** Math.floor(Math.log2(FIRST_STEP_DELIVERIES / (clients * clients)));
-  return Array.from({ length: steps }, (_, i) => first * 2 ** i);
+  // Stay inside Parley's per-user limit (10 msg/s), as the fixed ladders do.
+  return Array.from({ length: steps }, (_, i) => first * 2 ** i).filter((rate) => rate <= MAX_RATE_PER_CLIENT);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -66,6 +66,9 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   const addressOf = createAddressOf(config.trustProxy);
   // Lab/test switch: with 'sanitize' disabled, no pool: raw text is stored and broadcast as HTML.
   const pool = config.disabled.has('sanitize') ? undefined : new SanitizerPool(config.sanitize);
+  // Loads in the background while the store opens; awaited before listening.
+  const poolReady = pool?.ready();
+  poolReady?.catch(() => {}); // handled where it is awaited, below
   // Per-user message budget, shared by the frame reader (a token per frame) and the renderer (cost).
   const messageBuckets = new TokenBuckets(config.ws.messagesPerSecond, config.ws.messageBurst);
   const renderMessage = createMessageRenderer({
@@ -137,6 +140,13 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   server.on('tlsClientError', () => {});
   if (options.dev) await options.dev.attach(server);
 
+  try {
+    await poolReady; // fail closed: no listening server without a working sanitizer
+  } catch (error) {
+    await pool?.close();
+    await store.close();
+    throw error;
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {

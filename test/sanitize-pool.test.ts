@@ -4,6 +4,7 @@
 // Run: npx node --test test/sanitize-pool.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ConfigError, loadConfig } from '../server/config.ts';
 import { markupShape } from '../server/security/markup-shape.ts';
 import { TokenBuckets } from '../server/security/rate-limit.ts';
 import { SanitizerPool } from '../server/security/sanitizer-pool.ts';
@@ -59,6 +60,16 @@ describe('the small pieces', () => {
       assert.equal(hasVisibleText(blank), false, JSON.stringify(blank));
     }
     for (const text of ['a', '\u200bx', '😀', '\ufffd', '.', '\u3164한']) assert.equal(hasVisibleText(text), true, JSON.stringify(text));
+  });
+
+  test('the sanitizer limits come from env, validated at start', () => {
+    const config = loadConfig({ SANITIZE_WORKERS: '3', SANITIZE_BUDGET_SECONDS: '0.05', SANITIZE_MAX_TAGS: '40', SANITIZE_MAX_DEPTH: '8', SANITIZE_MAX_QUEUE: '9' }, []);
+    assert.deepEqual(config.sanitize, { workers: 3, budgetMs: 50, maxTags: 40, maxDepth: 8, maxQueue: 9 });
+    const defaults = loadConfig({}, []).sanitize;
+    assert.ok(defaults.workers >= 1 && defaults.budgetMs === 200 && defaults.maxTags === 100 && defaults.maxDepth === 16);
+    for (const [name, value] of [['SANITIZE_WORKERS', '0'], ['SANITIZE_BUDGET_SECONDS', '0'], ['SANITIZE_MAX_TAGS', 'many'], ['SANITIZE_MAX_DEPTH', '-1'], ['SANITIZE_MAX_QUEUE', '1.5']]) {
+      assert.throws(() => loadConfig({ [name!]: value! }, []), (error: unknown) => error instanceof ConfigError && error.message.includes(name!));
+    }
   });
 
   test('TokenBuckets: take(units) is all or nothing; charge() may run into debt, refused until repaid', () => {
@@ -223,9 +234,12 @@ describe('send over WSS: the rate limit is charged by cost (WS_MESSAGE_BURST 30,
     const heavyAnswers = await Promise.all(Array.from({ length: 10 }, (_, i) => answer(heavy, `h${i}`)));
     const chattyAnswers = await Promise.all(Array.from({ length: 25 }, (_, i) => answer(chatty, `c${i}`)));
     const heavyAccepted = heavyAnswers.filter((a) => a.type === 'ack').length;
-    // 30 tokens at 10 each: 3, plus whatever refilled while the test ran (10/s).
-    assert.ok(heavyAccepted >= 1 && heavyAccepted <= 5, `${heavyAccepted} of 10 expensive messages accepted`);
-    assert.ok(heavyAnswers.filter((a) => a.type === 'error').every((a) => a.type === 'error' && a.code === 'rate_limited'));
+    const heavyLimited = heavyAnswers.filter((a) => a.type === 'error' && a.code === 'rate_limited').length;
+    // 30 tokens at 10 each: 3 accepted, plus whatever refilled while the test ran (10/s).
+    assert.ok(heavyAccepted <= 5, `${heavyAccepted} of 10 expensive messages accepted: ${JSON.stringify(heavyAnswers)}`);
+    assert.ok(heavyLimited >= 5, `${heavyLimited} of 10 expensive messages rate_limited: ${JSON.stringify(heavyAnswers)}`);
+    // (too_complex only if a box is so loaded that a 3 ms parse overran the 200 ms budget.)
+    assert.ok(heavyAnswers.every((a) => a.type === 'ack' || a.code === 'rate_limited' || a.code === 'too_complex'));
     assert.equal(chattyAnswers.filter((a) => a.type === 'ack').length, 25, 'the chatty user, 25 plain messages in a burst: none refused');
     heavy.ws.close();
     chatty.ws.close();

@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { sanitizeMany, sanitizeMessage } from '../server/security/sanitize.ts';
+import { sanitizeMany, sanitizeMessage, textOfSanitized } from '../server/security/sanitize.ts';
+import { showsText } from '../server/security/sanitize-worker.ts';
+import { hasVisibleText } from '../server/security/visible-text.ts';
 import { BENIGN_CASES, XSS_PAYLOADS } from './fixtures/xss-payloads.ts';
 import { JSDOM } from 'jsdom';
 import { violations } from './helpers/inert-html.ts';
@@ -21,6 +23,19 @@ test('the detector is not vacuous: every raw payload has a violation', async (t)
       assert.notDeepEqual(violations(input), [], `detector finds nothing in the unsanitized payload ${JSON.stringify(input)}`);
     });
   }
+});
+
+test('the worker\'s visibility check agrees with the text of the parsed output, for every payload and benign case', () => {
+  const inputs = [...XSS_PAYLOADS, ...BENIGN_CASES].map((p) => p.input);
+  inputs.push('<b>&nbsp;</b>', '<i>&amp;</i>', '<a href="https://x/>y">\u200b</a>', '&#8203;', '\u3164<b></b>', '<code>&lt;</code>');
+  let empty = 0;
+  for (const input of inputs) {
+    const html = sanitizeMessage(input);
+    const parsed = hasVisibleText(textOfSanitized(html));
+    assert.equal(showsText(html), parsed, `${JSON.stringify(input)} → ${JSON.stringify(html)}`);
+    if (!parsed) empty += 1;
+  }
+  assert.ok(empty >= 10, `${empty} inputs show nothing: the check is exercised both ways`);
 });
 
 test('every payload is neutralized, and re-sanitizing is idempotent', async (t) => {

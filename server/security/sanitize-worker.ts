@@ -26,12 +26,17 @@ function hasVisibleMarkupText(html: string): boolean {
   return hasVisibleText(html.replace(/<[^>]*>|&(?:#\d+|#x[\da-f]+|\w+);/gi, ''));
 }
 
+/** Whether sanitized `html` shows anything: the cheap look first, the parse only when it finds nothing. */
+export function showsText(html: string): boolean {
+  return hasVisibleMarkupText(html) || hasVisibleText(textOfSanitized(html));
+}
+
 /** Sanitize one message; tells the pool when it starts, so the time budget counts work, not queueing. */
 export default function sanitize({ text, times }: SanitizeTask): SanitizeResult {
   times[0] = Date.now();
   const start = performance.now();
   const html = sanitizeMessage(text);
-  const visible = hasVisibleMarkupText(html) || hasVisibleText(textOfSanitized(html));
+  const visible = showsText(html);
   const ms = performance.now() - start;
   times[1] = Date.now();
   return { html, visible, ms };

@@ -31,6 +31,7 @@ const WORKER_HEAP_MB = 256;
 export class SanitizerPool {
   readonly #pool: Piscina<SanitizeTask, SanitizeResult>;
   readonly #budgetMs: number;
+  readonly #workers: number;
   /** Running + waiting messages may not exceed this (piscina does not bound abortable tasks by maxQueue). */
   readonly #capacity: number;
   #inFlight = 0;
@@ -39,6 +40,7 @@ export class SanitizerPool {
 
   constructor({ workers, budgetMs, maxQueue }: PoolOptions) {
     this.#budgetMs = budgetMs;
+    this.#workers = workers;
     this.#capacity = workers + maxQueue;
     this.#pool = new Piscina<SanitizeTask, SanitizeResult>({
       filename: fileURLToPath(new URL('./sanitize-worker.ts', import.meta.url)),
@@ -84,6 +86,21 @@ export class SanitizerPool {
     } finally {
       this.#inFlight -= 1;
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Fail closed at start (as decision 004's isSupported check did on the main thread): every
+   * worker must load and remove a known payload, or the server does not start. Also means the
+   * workers are loaded and warm before the first user's message.
+   */
+  async ready(): Promise<void> {
+    // Abortable tasks only go to idle workers, so these land on one worker each.
+    const probes = await Promise.all(Array.from({ length: this.#workers }, () => this.sanitize('<img src=x onerror=alert(1)><b>ok</b>')));
+    for (const probe of probes) {
+      if (!probe.ok || probe.html !== '<b>ok</b>' || !probe.visible) {
+        throw new Error(`The sanitizer workers failed their self-check (${JSON.stringify(probe)}); refusing to start without a sanitizer.`);
+      }
     }
   }
 

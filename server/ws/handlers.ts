@@ -95,8 +95,9 @@ export function createHandlers({ store, fanout, registry, renderMessage, log, lo
     },
 
     async send(connection, { room, text, clientId }) {
-      // A cheap early answer (unknown room, not a member) before the sanitizer's cost; the
-      // insert below checks membership again, in the same statement that stores the message.
+      // A cheap early answer (unknown room, not a member) before the sanitizer's cost. The wait
+      // for a sanitizer worker that follows opens no gap: the insert below checks membership
+      // again, in the same statement that stores the message (decision 015).
       const result = await access(room, connection.user);
       if (!result.ok) return refuse(connection, result, room, clientId);
       // Sanitized once, on the way in (off the event loop, within a budget, charged by cost:
