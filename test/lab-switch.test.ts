@@ -104,8 +104,8 @@ describe('the lab switch is judged by the address actually bound', () => {
     const dataDir = tempDir('parley-bind-');
     // loadConfig accepts HOST=localhost; what "localhost" resolves to is only known at listen.
     // Here the resolution is given directly (as a misconfigured resolver would give it).
-    const config = loadConfig({ PORT: String(port), HOST: 'localhost', DATA_DIR: dataDir, PARLEY_UNSAFE_DISABLE: 'origin,session' }, []);
-    config.host = '0.0.0.0';
+    // (Config is frozen once loaded: the test makes a copy that differs in `host` alone.)
+    const config = { ...loadConfig({ PORT: String(port), HOST: 'localhost', DATA_DIR: dataDir, PARLEY_UNSAFE_DISABLE: 'origin,session' }, []), host: '0.0.0.0' };
     const logs: string[] = [];
     await assert.rejects(startParley(config, { log: createAuditLog((line) => logs.push(line)) }), (error: unknown) => {
       assert.ok(error instanceof UnsafeBindError, `expected UnsafeBindError, got ${String(error)}`);
@@ -118,8 +118,7 @@ describe('the lab switch is judged by the address actually bound', () => {
 
   test('without the switch the same bind is allowed (the check is for the lab switch only)', async () => {
     const port = await freePort();
-    const config = loadConfig({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: tempDir('parley-bind-') }, []);
-    config.host = '0.0.0.0';
+    const config = { ...loadConfig({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: tempDir('parley-bind-') }, []), host: '0.0.0.0' };
     const parley = await startParley(config, { log: () => {} });
     try {
       assert.equal(await accepts('127.0.0.1', port), true);

@@ -25,6 +25,9 @@ export type PoolVerdict =
   | ({ ok: true } & SanitizeResult)
   | { ok: false; reason: 'over_budget' | 'busy' };
 
+/** The start-up self-check's budget: generous, it only has to prove the worker works. */
+const SELF_CHECK_BUDGET_MS = 30_000;
+
 /** A worker's heap is bounded too: a message that makes it grow past this ends that worker (→ `over_budget`). */
 const WORKER_HEAP_MB = 256;
 
@@ -56,7 +59,8 @@ export class SanitizerPool {
     this.#pool.on('error', () => {});
   }
 
-  async sanitize(text: string): Promise<PoolVerdict> {
+  /** `budgetMs`: the per-message budget, unless the caller (the start-up self-check) needs another. */
+  async sanitize(text: string, budgetMs = this.#budgetMs): Promise<PoolVerdict> {
     if (this.#inFlight >= this.#capacity) return { ok: false, reason: 'busy' };
     this.#inFlight += 1;
     const abort = new AbortController();
@@ -67,11 +71,11 @@ export class SanitizerPool {
     let timer: NodeJS.Timeout | undefined;
     const check = () => {
       const [start, end] = [times[0]!, times[1]!];
-      const left = start === 0 || end !== 0 ? this.#budgetMs : start + this.#budgetMs - Date.now();
+      const left = start === 0 || end !== 0 ? budgetMs : start + budgetMs - Date.now();
       if (left <= 0) abort.abort();
       else timer = setTimeout(check, left);
     };
-    timer = setTimeout(check, this.#budgetMs);
+    timer = setTimeout(check, budgetMs);
     try {
       const result = await this.#pool.run({ text, times }, { signal: abort.signal });
       return { ok: true, ...result };
@@ -96,7 +100,11 @@ export class SanitizerPool {
    */
   async ready(): Promise<void> {
     // Abortable tasks only go to idle workers, so these land on one worker each.
-    const probes = await Promise.all(Array.from({ length: this.#workers }, () => this.sanitize('<img src=x onerror=alert(1)><b>ok</b>')));
+    // A cold worker's first call compiles DOMPurify and jsdom's parser: on a busy machine that
+    // alone can exceed the per-message budget, which is for messages, not for warming up.
+    const probes = await Promise.all(
+      Array.from({ length: this.#workers }, () => this.sanitize('<img src=x onerror=alert(1)><b>ok</b>', SELF_CHECK_BUDGET_MS)),
+    );
     for (const probe of probes) {
       if (!probe.ok || probe.html !== '<b>ok</b>' || !probe.visible) {
         throw new Error(`The sanitizer workers failed their self-check (${JSON.stringify(probe)}); refusing to start without a sanitizer.`);

@@ -43,7 +43,9 @@ async function send(page: Page, text: string): Promise<void> {
 before(async () => {
   await ensureClientBuilt();
   // This file tests rendering, not rate limits: let the payload list through at once.
-  server = await startServer({ env: { WS_MESSAGE_BURST: '1000', WS_MESSAGES_PER_SECOND: '1000' } });
+  // This suite is about rendering: rate limits and the sanitizer's time budget are not under test
+  // (a busy CI machine must not turn a payload into too_complex here; test/sanitize-pool.test.ts covers that).
+  server = await startServer({ env: { WS_MESSAGE_BURST: '1000', WS_MESSAGES_PER_SECOND: '1000', SANITIZE_BUDGET_SECONDS: '10' } });
   browser = await launchBrowser();
 });
 
