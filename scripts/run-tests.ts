@@ -6,7 +6,9 @@
 // before any test starts.
 //
 //   node scripts/run-tests.ts                 every test file
-//   node scripts/run-tests.ts --unit          the fast tier (UNIT below), for the edit-test loop
+//   node scripts/run-tests.ts --unit          the fast tier, for the edit-test loop: the files
+//                                             with the header line `// tier: unit` (no service,
+//                                             no child process, seconds each)
 //   node scripts/run-tests.ts FILE…           these files
 //   --dry-run                                 print what would run and what would be skipped
 //   --test-…                                  passed to `node --test` (e.g. --test-name-pattern=…)
@@ -54,20 +56,6 @@ const PROBES: Record<Service, () => Probe> = {
 };
 const SERVICES = Object.keys(PROBES) as Service[];
 
-/**
- * The fast tier: files that need no service and start no child process or long timer; each
- * runs in seconds (measured in docs/decisions/017-runtime.md). A file that grows slow leaves it.
- */
-const UNIT = [
-  'test/client-render.test.ts',
-  'test/config-limits.test.ts',
-  'test/config.test.ts',
-  'test/frames.test.ts',
-  'test/passwords.test.ts',
-  'test/sanitize.test.ts',
-  'test/scale/config-urls.test.ts',
-  'test/test-runner.test.ts',
-];
 
 // ---- arguments -------------------------------------------------------------------------
 
@@ -95,23 +83,27 @@ function allTestFiles(dir = 'test'): string[] {
   return files.sort();
 }
 
-const files = unit ? UNIT : named.length > 0 ? named.map((file) => path.relative(ROOT, path.resolve(file))) : allTestFiles();
-for (const file of files) if (!fs.existsSync(path.join(ROOT, file))) usage(`no such test file: ${file}`);
+type Header = { requires: Service[]; unit: boolean };
 
-/** The services a file declares in its leading comment block (`// requires: a, b`). */
-function requirements(file: string): Service[] {
-  const needed: Service[] = [];
+/** What a file declares in its leading comment block: `// requires: a, b`, `// tier: unit`. */
+function header(file: string): Header {
+  const found: Header = { requires: [], unit: false };
   for (const line of fs.readFileSync(path.join(ROOT, file), 'utf8').split('\n')) {
     if (!line.startsWith('//')) break;
+    if (line.trim() === '// tier: unit') found.unit = true;
     const match = /^\/\/ requires:(.*)$/.exec(line);
     if (!match) continue;
     for (const name of match[1]!.split(',').map((item) => item.trim())) {
       if (!SERVICES.includes(name as Service)) usage(`${file}: unknown service "${name}" (known: ${SERVICES.join(', ')})`);
-      needed.push(name as Service);
+      found.requires.push(name as Service);
     }
   }
-  return needed;
+  if (found.unit && found.requires.length > 0) usage(`${file}: the unit tier needs no service, but it says requires: ${found.requires.join(', ')}`);
+  return found;
 }
+
+const files = named.length > 0 ? named.map((file) => path.relative(ROOT, path.resolve(file))) : allTestFiles().filter((file) => !unit || header(file).unit);
+for (const file of files) if (!fs.existsSync(path.join(ROOT, file))) usage(`no such test file: ${file}`);
 
 // ---- what this machine has ------------------------------------------------------------
 
@@ -127,7 +119,7 @@ for (const service of SERVICES) {
 const run: string[] = [];
 const skipped = new Map<Service, string[]>();
 for (const file of files) {
-  const missing = requirements(file).filter((service) => !probes.get(service)!.found);
+  const missing = header(file).requires.filter((service) => !probes.get(service)!.found);
   if (missing.length === 0) run.push(file);
   for (const service of missing) skipped.set(service, [...(skipped.get(service) ?? []), file]);
 }

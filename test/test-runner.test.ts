@@ -1,3 +1,4 @@
+// tier: unit
 // npm test's runner (scripts/run-tests.ts): on a machine without chromium, redis-server or
 // PostgreSQL it runs what it can and lists what it skipped with how to get it; with CI set a
 // missing program fails the run. Driven with --dry-run (decides, prints, runs no test).
