@@ -26,8 +26,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     service postgresql stop >/dev/null 2>&1 || true
   fi
 elif [ -n "${CI:-}" ] && [ "${CI}" != false ] && [ "${CI}" != 0 ]; then
-  echo "CI is set, so no suite may be skipped, and these Debian packages are missing: ${missing[*]}" >&2
-  echo "Install them with: sudo apt-get install -y ${missing[*]}" >&2
+  echo "CI is set, so no suite may be skipped, and these are missing: ${missing[*]}" >&2
+  echo "Debian/Ubuntu: sudo apt-get install -y ${missing[*]}; Fedora, macOS: see the table in README.md" >&2
   exit 1
 else
   echo "Not installed here: ${missing[*]}. The suites that need them are skipped; the list, and how to get each, comes at the end."
