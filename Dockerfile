@@ -23,7 +23,8 @@ ENV NODE_ENV=production \
     DATA_DIR=/data
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
+# --omit=optional: the image's own Node runs Parley; the bundled runtime (an optional dependency) is for laptops.
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund --ignore-scripts && npm cache clean --force
 COPY server ./server
 COPY shared ./shared
 COPY --from=build /app/dist/client ./dist/client

@@ -1,3 +1,4 @@
+// tier: unit
 // The layering, checked: data flows request → gate → handler → store → fan-out, and the lower
 // layers (security/, store/, cluster/) never reach back up into ws/ or http/ — not even for a
 // type. shared/ is imported by server and client alike and imports neither.

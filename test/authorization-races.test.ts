@@ -1,3 +1,4 @@
+// requires: postgres
 // The gap between check and act, attacked over real WSS: an ordinary signed-in user uses
 // the time a store call takes (no time on SQLite, a network round trip on PostgreSQL) to slip
 // between "may this user do X?" and "X". Each backend below opens that gap: SQLite behind a

@@ -1,3 +1,4 @@
+// tier: unit
 // The slow-consumer rule's timing, exactly: a peer over WS_MAX_BUFFERED_BYTES is dropped when
 // it stays over for the whole 1 s grace period, not when it is over at two instants a second
 // apart. The attack itself (a client that stops reading, over real WSS) is in frames.test.ts

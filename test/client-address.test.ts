@@ -1,3 +1,4 @@
+// tier: unit
 // Per-address limits (login failures, refused upgrades) count under limitKey(): one key per
 // IPv4 address, one per IPv6 /64 — rotating through one's own /64 must not reset the count.
 import { test } from 'node:test';

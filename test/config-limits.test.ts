@@ -1,3 +1,5 @@
+// tier: unit
+// tier: unit
 // Config is read-only once loaded, and a bad TRUST_PROXY is a named configuration error at
 // start, not a stack trace at the first request. Run: npx node --test test/config-limits.test.ts
 import { describe, test } from 'node:test';

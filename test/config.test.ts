@@ -1,3 +1,4 @@
+// tier: unit
 // Tests for server/config.ts: safe defaults, and a bad value fails at start with a message
 // that names the variable. Run: npx node --test test/config.test.ts
 import { describe, test } from 'node:test';

@@ -1,3 +1,4 @@
+// tier: unit
 // Request bodies and heads at the trust boundary (server/http/json-body.ts, security/host.ts),
 // attacked over real HTTPS: a body two parsers read differently must be refused, not
 // interpreted. Run: npx node --test test/http-input.test.ts

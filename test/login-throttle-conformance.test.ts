@@ -1,3 +1,4 @@
+// requires: redis
 // One behaviour, two engines: the same cases run against the in-memory login throttle
 // (server/security/login-throttle.ts) and the Redis one (server/security/redis-login-throttle.ts,
 // against a real redis-server), with short windows so that forgetting can be watched.

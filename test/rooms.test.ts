@@ -1,3 +1,4 @@
+// requires: postgres
 // Room authorization over real WSS: the lobby is open, private rooms admit members only,
 // and the check is made against the store on every frame (join, history, send, invite,
 // remove), never remembered from an earlier join.

@@ -1,3 +1,4 @@
+// requires: postgres
 // What a `send` may cost, and what it may store: the sanitizer pool, its bounds and its budget,
 // cost-charged rate limits, empty messages and ill-formed text — over real WSS against the real
 // server (and PostgreSQL where the store matters), plus the small pieces on their own.

@@ -1,3 +1,4 @@
+// tier: unit
 // A `send` retried with the same clientId (a client that reconnected before it saw the ack)
 // is stored once: the retry is acknowledged with the first message's id and not broadcast
 // again. Over real WSS, against the stored history. Run: npx node --test test/send-retry.test.ts

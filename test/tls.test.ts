@@ -1,3 +1,4 @@
+// tier: unit
 // Tests for server/tls.ts: the Mozilla "intermediate" profile (TLS 1.2+ with AEAD suites
 // only), the generated localhost certificate, and a given certificate. Every check is a
 // real handshake with node:tls against the running server. Run: npx node --test test/tls.test.ts

@@ -1,3 +1,4 @@
+// tier: unit
 // Stored XSS through the whole pipeline: a real client sends every payload over WSS, the
 // server validates, sanitizes, stores and broadcasts it, and what another user receives
 // (live and from history) is parsed the way a browser would and walked node by node. A payload

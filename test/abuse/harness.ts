@@ -13,7 +13,8 @@ import tls from 'node:tls';
 import type { TestServer } from '../helpers/server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const NODE = path.join(ROOT, 'node_modules/.bin/node');
+/** The Node running this test (npm test's, or PARLEY_TEST_NODE's). */
+const NODE = process.execPath;
 
 // ---- seeded PRNG -------------------------------------------------------------------
 

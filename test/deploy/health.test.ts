@@ -1,3 +1,4 @@
+// requires: postgres
 // Tests for server/http/health.ts: GET /healthz and GET /readyz over real HTTPS, on SQLite and
 // on a real PostgreSQL that is stopped and started under them. A probe carries no session (no
 // Set-Cookie, a forged cookie changes nothing), is never logged, is never cached, carries the

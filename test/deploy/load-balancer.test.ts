@@ -1,3 +1,4 @@
+// requires: redis, postgres, haproxy
 // The topology of compose.yaml without containers: Debian's HAProxy, run with the very
 // deploy/haproxy.cfg compose uses, terminating TLS on 127.0.0.2 and re-encrypting to two Parley
 // processes on 127.0.0.1 that share a real Redis and a real PostgreSQL and trust X-Forwarded-For

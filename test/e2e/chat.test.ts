@@ -1,3 +1,4 @@
+// requires: chromium
 // Parley in a real browser: Debian's Chromium (headless, through playwright-core) against a
 // real Parley over HTTPS/WSS. Two people chat, a private room stays private, an XSS payload
 // list sent over the raw WebSocket renders as inert text under the production CSP and

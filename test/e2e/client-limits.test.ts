@@ -1,3 +1,4 @@
+// requires: chromium
 // The browser client under load and under text meant to mislead, in Chromium against a real
 // Parley over HTTPS/WSS:
 //  - a reader's tab keeps at most MAX_ROOM_MESSAGES messages in the DOM, however many

@@ -1,3 +1,4 @@
+// requires: chromium
 // The workshop attack lab (lab/), driven in Chromium: a victim signed in to Parley, the
 // attacker's pages run each attack against them. With every control on, each attack is
 // shown blocked; with the lab switch (PARLEY_UNSAFE_DISABLE=origin,csrf,sanitize) the

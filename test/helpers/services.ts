@@ -10,10 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestServer } from './server.ts';
+import { postgresBin } from './system-tools.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-/** Node 24 from the `node` devDependency: the system node may be older. */
-const NODE = path.join(ROOT, 'node_modules/.bin/node');
+/** The Node running this test (npm test's, or PARLEY_TEST_NODE's): the system node may be older. */
+const NODE = process.execPath;
 
 export { freePort };
 
@@ -105,14 +106,10 @@ export type PostgresService = {
   destroy: () => Promise<void>;
 };
 
-function pgBin(name: string): string {
-  const base = '/usr/lib/postgresql';
-  const versions = fs.existsSync(base) ? fs.readdirSync(base).sort((a, b) => Number(b) - Number(a)) : [];
-  for (const version of versions) {
-    const file = path.join(base, version, 'bin', name);
-    if (fs.existsSync(file)) return file;
-  }
-  throw new Error(`PostgreSQL's ${name} not found under ${base} (apt-get install postgresql)`);
+function pgBin(name: 'initdb' | 'postgres'): string {
+  const file = postgresBin(name);
+  if (!file) throw new Error(`PostgreSQL's ${name} not found under /usr/lib/postgresql/*/bin or on PATH (apt-get install postgresql)`);
+  return file;
 }
 
 const asRoot = process.getuid?.() === 0;

@@ -1,3 +1,4 @@
+// requires: postgres
 // An acknowledged message is a committed message: the real server (a child process) is
 // killed with SIGKILL in the middle of a stream of messages, restarted over the same
 // DATA_DIR (SQLite) or the same DATABASE_URL (PostgreSQL), and every message it had

@@ -1,3 +1,4 @@
+// requires: redis
 // Whoever can publish to Redis is not trusted to speak for an instance. A client connected
 // straight to Redis (as a misconfigured ACL, an exposed port or a compromised cache would
 // allow) publishes forged room messages, revocations and garbage on Parley's channels: none

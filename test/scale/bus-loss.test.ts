@@ -1,3 +1,4 @@
+// requires: redis, postgres
 // The cluster bus blinks. Two Parley processes (A and C) on one real PostgreSQL and one real
 // Redis; C reaches Redis only through a TCP proxy the test can cut, stall and resume
 // (test/helpers/tcp-proxy.ts). Redis pub/sub is at-most-once, so whatever A publishes while

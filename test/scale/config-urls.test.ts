@@ -1,3 +1,4 @@
+// tier: unit
 // REDIS_URL and DATABASE_URL: optional, scheme-checked at start, and never echoed in the
 // error (a connection URL may carry a password). Run: npx node --test test/scale/config-urls.test.ts
 import { test } from 'node:test';

@@ -1,3 +1,4 @@
+// requires: redis, postgres
 // The lockout rules across instances (REDIS_URL + DATABASE_URL): a device cookie issued by A
 // vouches for its browser on B (one SESSION_SECRET, one derived key), failures spread over A and
 // B count once against the (account, address), and the owner from a new address is not locked.

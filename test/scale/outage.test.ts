@@ -1,3 +1,4 @@
+// requires: redis, postgres
 // Redis or PostgreSQL goes away while Parley runs: clients get a clear "try again"
 // (`server_busy` error frame, HTTP 503 JSON, with Redis a 1013 close: the bus is lost), the
 // log says which backend, the process keeps running, and everything works again once the

@@ -1,3 +1,4 @@
+// requires: redis, postgres
 // One storage interface, every implementation: the same behaviour checks run against
 // SQLite, PostgreSQL, and the Redis-sessions combination (openBackend with REDIS_URL),
 // each on a real engine. Plus PostgreSQL's migration discipline under concurrent starts.

@@ -1,3 +1,4 @@
+// requires: redis, postgres
 // Two Parley processes against one real Redis and one real PostgreSQL: a session made on
 // one instance works on the other, room messages cross instances exactly once, and a
 // logout or password change on A closes the user's sockets on B within a second.
