@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -27,7 +28,9 @@ function skippedFor(out: string, service: string): string[] {
 test('without chromium, redis and PostgreSQL (CI unset): green, the suites that need them listed with how to get each', () => {
   const { status, out } = runner(['--dry-run'], { PARLEY_TEST_WITHOUT: 'chromium,redis,postgres' });
   assert.equal(status, 0, out);
-  assert.deepEqual(skippedFor(out, 'chromium'), ['test/e2e/chat.test.ts', 'test/e2e/lab.test.ts']);
+  // Every browser suite, and only those (each declares `// requires: chromium`).
+  const browserSuites = fs.readdirSync(path.join(ROOT, 'test/e2e')).filter((f) => f.endsWith('.test.ts')).map((f) => `test/e2e/${f}`).sort();
+  assert.deepEqual(skippedFor(out, 'chromium').sort(), browserSuites);
   assert.ok(skippedFor(out, 'redis').includes('test/scale/two-instances.test.ts'), out);
   assert.ok(skippedFor(out, 'postgres').includes('test/rooms.test.ts'), out);
   for (const hint of ['apt-get install chromium', 'brew install redis', 'dnf install postgresql-server']) assert.ok(out.includes(hint), `hint "${hint}" missing:\n${out}`);
