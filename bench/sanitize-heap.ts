@@ -189,7 +189,7 @@ type PoolRun = { workers: number; count: number; inFlight: number; seconds: numb
 
 /** `count` HTML messages through the worker pool, `inFlight` at a time; worker heap measured inside each worker after it yielded. */
 async function poolRun(count: number, mainThreadMsgsPerSec: number): Promise<PoolRun> {
-  const pool = new SanitizerPool({ workers: POOL_WORKERS, budgetMs: 10_000, maxQueue: 1_000_000 });
+  const pool = new SanitizerPool({ workers: POOL_WORKERS, budgetMs: 10_000, maxQueue: 1_000_000, workerHeapMb: 256 });
   const inFlight = POOL_WORKERS * 8;
   try {
     const mean = async () => (await pool.heapUsed()).reduce((a, b) => a + b, 0) / POOL_WORKERS / MB;

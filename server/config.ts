@@ -89,6 +89,8 @@ export type Config = {
   shutdownDrainMs: number;
   /** PostgreSQL connections per instance. */
   databasePoolSize: number;
+  /** Bus envelopes kept while Redis is away (published once it is back); past it the oldest are dropped. */
+  busOutboxLimit: number;
   timeouts: { tlsHandshakeMs: number; headersMs: number; requestMs: number; keepAliveMs: number };
   http: {
     /** Largest JSON request body (413 beyond). */
@@ -109,6 +111,8 @@ export type Config = {
     maxDepth: number;
     /** HTML messages waiting for a worker; past this they are refused (`server_busy`). */
     maxQueue: number;
+    /** Heap limit of each worker (MB); a message that needs more ends that worker (`too_complex`). */
+    workerHeapMb: number;
   };
   /** GET /readyz: how long a dependency may take to answer, and how long one verdict is reused (probes cost at most one query per window). */
   readiness: { timeoutMs: number; cacheMs: number };
@@ -318,6 +322,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     },
     shutdownDrainMs: seconds(env, 'SHUTDOWN_DRAIN_SECONDS', 5, 0, 60),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    busOutboxLimit: int(env, 'BUS_OUTBOX_LIMIT', 1000, 0, 1_000_000),
     timeouts: {
       tlsHandshakeMs: seconds(env, 'TLS_HANDSHAKE_TIMEOUT_SECONDS', 10, 0.1, 120),
       headersMs: seconds(env, 'HEADERS_TIMEOUT_SECONDS', 10, 0.1, 60),
@@ -336,6 +341,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxTags: int(env, 'SANITIZE_MAX_TAGS', 100, 1, 2000),
       maxDepth: int(env, 'SANITIZE_MAX_DEPTH', 16, 1, 2000),
       maxQueue: int(env, 'SANITIZE_MAX_QUEUE', 256, 1, 100_000),
+      workerHeapMb: int(env, 'SANITIZE_WORKER_HEAP_MB', 256, 32, 4096),
     },
     readiness: {
       timeoutMs: seconds(env, 'READYZ_TIMEOUT_SECONDS', 2, 0.1, 60),

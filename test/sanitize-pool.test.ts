@@ -65,7 +65,7 @@ describe('the small pieces', () => {
 
   test('the sanitizer limits come from env, validated at start', () => {
     const config = loadConfig({ SANITIZE_WORKERS: '3', SANITIZE_BUDGET_SECONDS: '0.05', SANITIZE_MAX_TAGS: '40', SANITIZE_MAX_DEPTH: '8', SANITIZE_MAX_QUEUE: '9' }, []);
-    assert.deepEqual(config.sanitize, { workers: 3, budgetMs: 50, maxTags: 40, maxDepth: 8, maxQueue: 9 });
+    assert.deepEqual(config.sanitize, { workers: 3, budgetMs: 50, maxTags: 40, maxDepth: 8, maxQueue: 9, workerHeapMb: 256 });
     const defaults = loadConfig({}, []).sanitize;
     assert.ok(defaults.workers >= 1 && defaults.budgetMs === 200 && defaults.maxTags === 100 && defaults.maxDepth === 16);
     for (const [name, value] of [['SANITIZE_WORKERS', '0'], ['SANITIZE_BUDGET_SECONDS', '0'], ['SANITIZE_MAX_TAGS', 'many'], ['SANITIZE_MAX_DEPTH', '-1'], ['SANITIZE_MAX_QUEUE', '1.5']]) {
@@ -91,7 +91,7 @@ describe('the small pieces', () => {
 describe('the sanitizer pool', () => {
   test('a message over the time budget is refused and its worker replaced; the pool keeps serving', async () => {
     // No length limit in the pool itself: 12,000 characters of nesting take seconds, far over 500 ms.
-    const pool = new SanitizerPool({ workers: 1, budgetMs: 500, maxQueue: 16 });
+    const pool = new SanitizerPool({ workers: 1, budgetMs: 500, maxQueue: 16, workerHeapMb: 256 });
     try {
       const first = await pool.sanitize('<b>before</b><script>x</script>');
       assert.deepEqual(first.ok && { html: first.html, visible: first.visible }, { html: '<b>before</b>', visible: true });
@@ -111,7 +111,7 @@ describe('the sanitizer pool', () => {
   });
 
   test('a full queue answers busy instead of growing without bound', async () => {
-    const pool = new SanitizerPool({ workers: 1, budgetMs: 5000, maxQueue: 2 });
+    const pool = new SanitizerPool({ workers: 1, budgetMs: 5000, maxQueue: 2, workerHeapMb: 256 });
     try {
       await pool.sanitize('<b>ready</b>'); // the worker has started
       const verdicts = await Promise.all(Array.from({ length: 8 }, (_, i) => pool.sanitize(`<b>${i}</b>${'<u>x'.repeat(60)}`)));

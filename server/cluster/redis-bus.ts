@@ -25,10 +25,8 @@ import { membershipFrom, messageFrom, parseSent, revocationFrom, sentJson } from
 const CHANNELS = { rooms: 'parley:rooms', membership: 'parley:membership', revocations: 'parley:revocations' } as const;
 type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];
 
-/** Envelopes kept while the publishing connection is down; past it the oldest are dropped (logged). */
-const OUTBOX_LIMIT = 1000;
-/** Bad envelopes are logged at most once per this interval per channel, with a count. */
-const BAD_LOG_INTERVAL_MS = 10_000;
+/** `outboxLimit`: envelopes kept while the publishing connection is down; past it the oldest are dropped (logged). `badLogIntervalMs`: bad envelopes are logged at most once per interval per channel, with a count. */
+export type RedisBusOptions = { outboxLimit: number; badLogIntervalMs: number };
 
 export class RedisBus implements ClusterBus {
   readonly instance = crypto.randomUUID();
@@ -46,12 +44,14 @@ export class RedisBus implements ClusterBus {
   /** The subscriber is subscribed and we have not yet told anyone it was lost. */
   #hearing = false;
   readonly #bad = new Map<Channel, { lastLog: number; dropped: number }>();
+  readonly #options: RedisBusOptions;
 
-  constructor(pub: RedisClient, sub: RedisClient, key: BusKey, log: AuditLog) {
+  constructor(pub: RedisClient, sub: RedisClient, key: BusKey, log: AuditLog, options: RedisBusOptions) {
     this.#pub = pub;
     this.#sub = sub;
     this.#key = key;
     this.#log = log;
+    this.#options = options;
   }
 
   /** Subscribes; node-redis re-subscribes by itself before a reconnected client is ready again. */
@@ -122,7 +122,7 @@ export class RedisBus implements ClusterBus {
     const now = Date.now();
     const state = this.#bad.get(channel) ?? { lastLog: 0, dropped: 0 };
     state.dropped += 1;
-    if (now - state.lastLog >= BAD_LOG_INTERVAL_MS) {
+    if (now - state.lastLog >= this.#options.badLogIntervalMs) {
       this.#log('server_error', { reason: 'bus_bad_message', detail: `${channel}: ${why}`, count: state.dropped });
       state.lastLog = now;
       state.dropped = 0;
@@ -141,9 +141,9 @@ export class RedisBus implements ClusterBus {
    * keep it for when the connection is back, so the other instances do not silently miss it.
    */
   #keep(channel: Channel, payload: string): void {
-    if (this.#outbox.length >= OUTBOX_LIMIT) {
+    if (this.#outbox.length >= this.#options.outboxLimit) {
       this.#outbox.shift();
-      this.#log('server_error', { reason: 'bus_outbox_full', detail: `oldest envelope dropped (limit ${OUTBOX_LIMIT})` });
+      this.#log('server_error', { reason: 'bus_outbox_full', detail: `oldest envelope dropped (limit ${this.#options.outboxLimit})` });
     }
     this.#outbox.push({ channel, payload });
     if (this.#pub.isReady) void this.#flush();

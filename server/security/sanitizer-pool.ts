@@ -19,6 +19,8 @@ export type PoolOptions = {
   budgetMs: number;
   /** Messages that may wait for a worker; past this the pool answers `busy`. */
   maxQueue: number;
+  /** A worker's heap is bounded too: a message that makes it grow past this ends that worker (→ `over_budget`). */
+  workerHeapMb: number;
 };
 
 export type PoolVerdict =
@@ -27,9 +29,6 @@ export type PoolVerdict =
 
 /** The start-up self-check's budget: generous, it only has to prove the worker works. */
 const SELF_CHECK_BUDGET_MS = 30_000;
-
-/** A worker's heap is bounded too: a message that makes it grow past this ends that worker (→ `over_budget`). */
-const WORKER_HEAP_MB = 256;
 
 export class SanitizerPool {
   readonly #pool: Piscina<SanitizeTask, SanitizeResult>;
@@ -41,7 +40,7 @@ export class SanitizerPool {
   /** Workers terminated for a message over budget (replaced by piscina). */
   replaced = 0;
 
-  constructor({ workers, budgetMs, maxQueue }: PoolOptions) {
+  constructor({ workers, budgetMs, maxQueue, workerHeapMb }: PoolOptions) {
     this.#budgetMs = budgetMs;
     this.#workers = workers;
     this.#capacity = workers + maxQueue;
@@ -53,7 +52,7 @@ export class SanitizerPool {
       // Decision 004: each task must be its own macrotask in the worker, or the documents of
       // every task a worker runs back to back stay alive together (piscina's Atomics loop).
       atomics: 'disabled',
-      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+      resourceLimits: { maxOldGenerationSizeMb: workerHeapMb },
     });
     // A worker that dies outside a task (it should not) is replaced by piscina; do not crash the server.
     this.#pool.on('error', () => {});
