@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MessageFrame } from '../shared/protocol.ts';
 import { RACE_BACKENDS, on } from './helpers/backends.ts';
+import { inviteAndAccept, nextEvent } from './helpers/rooms.ts';
 import { between, slowStore } from './helpers/slow-store.ts';
 import {
   PASSWORD,
@@ -43,9 +44,8 @@ for (const backend of RACE_BACKENDS) {
       const owner = await joined(server, await signUp(server, 'vaultowner'));
       const member = await joined(server, await signUp(server, 'vaultmember'));
       owner.send({ type: 'create', room: 'vault' });
-      await owner.next('rooms');
-      owner.send({ type: 'invite', room: 'vault', user: 'vaultmember' });
-      await member.next('rooms');
+      await owner.next('room_added');
+      await inviteAndAccept(owner, member, 'vault', 'vaultmember');
       member.send({ type: 'join', room: 'vault' });
       await member.next('history');
       const outsiders = await Promise.all(['spy1', 'spy2', 'spy3', 'spy4'].map(async (name) => open(server, await signUp(server, name))));
@@ -81,12 +81,10 @@ for (const backend of RACE_BACKENDS) {
       const talker = await joined(server, await signUp(server, 'dentalker'));
       const leaving = await joined(server, await signUp(server, 'denleaving'));
       owner.send({ type: 'create', room: 'den' });
-      await owner.next('rooms');
-      for (const name of ['dentalker', 'denleaving']) {
-        owner.send({ type: 'invite', room: 'den', user: name });
-        await owner.next('rooms');
-      }
-      for (const c of [talker, leaving]) {
+      await owner.next('room_added');
+      await inviteAndAccept(owner, talker, 'den', 'dentalker');
+      await inviteAndAccept(owner, leaving, 'den', 'denleaving');
+      for (const c of [owner, talker, leaving]) {
         c.send({ type: 'join', room: 'den' });
         await c.next('history');
       }
@@ -106,7 +104,7 @@ for (const backend of RACE_BACKENDS) {
       })();
       await sleep(60);
       owner.send({ type: 'remove', room: 'den', user: 'denleaving' });
-      await owner.next('rooms'); // the removal is committed
+      await nextEvent(owner, 'den', 'removed', 'denleaving', 10_000); // the removal is committed
       const removedAt = leaving.frames.length;
       const after: number[] = [];
       for (let i = 0; i < 40; i++) {

@@ -98,21 +98,27 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     await signUp(a, 'carol');
     const carolOnA = await open(a, await login(a, 'carol'));
     carolOnA.send({ type: 'create', room: 'team' });
-    await carolOnA.next('rooms');
+    await carolOnA.next('room_added');
     const bobOnB = await open(b, await login(b, 'bob'));
     carolOnA.send({ type: 'invite', room: 'team', user: 'bob' });
-    const invited = await bobOnB.next('rooms');
-    assert.ok(invited.rooms.some((r) => r.name === 'team'), 'the invite made on A reaches bob on B');
-    bobOnB.send({ type: 'join', room: 'team' });
-    await bobOnB.next('history');
+    const invited = await bobOnB.next('invitation_added');
+    assert.deepEqual(invited.invitation, { room: 'team', from: 'carol' }, 'the invitation made on A reaches bob on B');
+    assert.equal(bobOnB.frames.filter((f) => f.type === 'room_added').length, 0, 'pending: not yet his room');
+    // Accepted on B: the membership is committed there; carol, joined on A, sees the line.
     carolOnA.send({ type: 'join', room: 'team' });
     await carolOnA.next('history');
+    bobOnB.send({ type: 'accept', room: 'team' });
+    assert.equal((await bobOnB.next('room_added')).room.name, 'team');
+    const line = await carolOnA.next('room_event');
+    assert.deepEqual([line.event, line.user], ['joined', 'bob'], 'the join line made on B reaches A');
+    bobOnB.send({ type: 'join', room: 'team' });
+    await bobOnB.next('history');
     carolOnA.send({ type: 'send', room: 'team', text: 'before removal', clientId: 't1' });
     assert.equal((await bobOnB.next('message')).html, 'before removal');
 
     carolOnA.send({ type: 'remove', room: 'team', user: 'bob' });
-    const removed = await bobOnB.next('rooms');
-    assert.ok(!removed.rooms.some((r) => r.name === 'team'));
+    const removed = await bobOnB.next('room_removed');
+    assert.equal(removed.room, 'team');
     carolOnA.send({ type: 'send', room: 'team', text: 'after removal', clientId: 't2' });
     await carolOnA.next('ack');
     await carolOnA.next('message');
