@@ -3,7 +3,7 @@
 // room (and, after a reconnect, every room we had joined) → `history` + live
 // `message` frames fill the log. stop() drops everything (ASVS 14.3.1).
 import { LOBBY } from '../../shared/protocol.ts';
-import type { ClientFrame, ErrorFrame, HistoryFrame, MessageFrame, RoomsFrame, ServerFrame } from '../../shared/protocol.ts';
+import type { ClientFrame, ErrorFrame, HistoryFrame, MessageFrame, RoomEventFrame, RoomsFrame, ServerFrame } from '../../shared/protocol.ts';
 import { me } from '../api.ts';
 import { ChatSocket } from '../socket.ts';
 import type { ConnectionState, SessionCheck } from '../socket.ts';
@@ -14,6 +14,9 @@ import { createConnectionIndicator } from './connection-indicator.ts';
 import { byId } from './dom.ts';
 import { createMessageList } from './message-list.ts';
 import { announce, showError } from './notices.ts';
+import { createInvitationList } from './invitations.ts';
+import { createMemberList } from './member-list.ts';
+import { createRoomEvents, describeEvent } from './room-events.ts';
 import { createRoomList } from './room-list.ts';
 import { createRoomsPanel } from './rooms-panel.ts';
 
@@ -52,6 +55,8 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   let rejoinPending = false;
   /** The room we asked to create, selected once it shows up in the room list. */
   let creating: string | null = null;
+  /** The invitation we accepted, selected once its room shows up in the room list. */
+  let accepting: string | null = null;
 
   const indicator = createConnectionIndicator(() => socket?.reconnectNow());
   const roomList = createRoomList((room) => selectRoom(room, true));
@@ -82,18 +87,31 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       return sendFrame({ type: 'create', room });
     },
     invite(user) {
+      // Confirmed by the "invited" line in the room (announced), or refused by an error.
       const room = state.active;
-      if (!room || !sendFrame({ type: 'invite', room, user })) return false;
-      announce(`Invitation for ${user} sent.`);
-      return true;
-    },
-    remove(user) {
-      const room = state.active;
-      if (!room || !sendFrame({ type: 'remove', room, user })) return false;
-      announce(`Removal of ${user} from ${room} sent.`);
-      return true;
+      return Boolean(room && sendFrame({ type: 'invite', room, user }));
     },
   });
+  const invitations = createInvitationList({
+    accept(room) {
+      if (sendFrame({ type: 'accept', room })) accepting = room;
+    },
+    decline(room) {
+      if (sendFrame({ type: 'decline', room })) announce(`Invitation to ${room} declined.`);
+    },
+  });
+  const memberList = createMemberList({
+    remove(user) {
+      // Confirmed by the "removed" / "cancelled" line in the room, which also refreshes the list.
+      const room = state.active;
+      if (room) sendFrame({ type: 'remove', room, user });
+    },
+    leave() {
+      const room = state.active;
+      if (room && state.room(room)?.private) sendFrame({ type: 'leave', room });
+    },
+  });
+  const roomEvents = createRoomEvents();
   const account = createAccount({
     currentUser: () => state.user,
     onLoggedOut: () => options.onLoggedOut(),
@@ -126,13 +144,61 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
         return;
       case 'error':
         return onError(frame);
+      case 'invitations':
+        state.setInvitations(frame.invitations);
+        return invitations.render(state.invitations);
+      case 'invitation_added':
+        state.addInvitation(frame.invitation);
+        invitations.render(state.invitations);
+        return announce(`${frame.invitation.from} invited you to ${frame.invitation.room}.`);
+      case 'invitation_removed':
+        state.removeInvitation(frame.room);
+        return invitations.render(state.invitations);
+      case 'room_added':
+        state.addRoom(frame.room);
+        return afterRoomsChanged(state.active, []);
+      case 'room_removed': {
+        const previous = state.active;
+        const wasKnown = Boolean(state.room(frame.room));
+        state.removeRoom(frame.room);
+        return afterRoomsChanged(previous, wasKnown ? [frame.room] : []);
+      }
+      case 'members':
+        state.setMembers(frame);
+        if (frame.room === state.active) renderPeople();
+        return;
+      case 'presence':
+        state.setOnline(frame.room, frame.online);
+        if (frame.room === state.active) renderPeople();
+        return;
+      case 'presence_change':
+        state.setPresence(frame.room, frame.user, frame.online);
+        if (frame.room === state.active) renderPeople();
+        return;
+      case 'room_event':
+        return onRoomEvent(frame);
     }
+  }
+
+  function onRoomEvent(frame: RoomEventFrame): void {
+    if (!state.room(frame.room)) return;
+    state.addEvent(frame);
+    if (frame.room !== state.active) return;
+    roomEvents.render(state.events(frame.room));
+    announce(describeEvent(frame));
+    // Who is in the room changed: ask for the list again (the server authorizes it again).
+    if (state.room(frame.room)?.private) sendFrame({ type: 'members', room: frame.room });
   }
 
   function onRooms(frame: RoomsFrame): void {
     const previous = state.active;
     const removed = state.setRooms(frame.user, frame.rooms);
     currentUser.textContent = frame.user;
+    afterRoomsChanged(previous, removed);
+  }
+
+  /** The room list changed (whole, or one room added or removed). */
+  function afterRoomsChanged(previous: string | null, removed: string[]): void {
     if (previous && removed.includes(previous)) announce(`You no longer have access to ${previous}.`);
 
     if (rejoinPending) {
@@ -144,6 +210,13 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       creating = null;
       roomsPanel.created();
       announce(`Room ${room} created.`);
+      selectRoom(room, true);
+      return;
+    }
+    if (accepting && state.room(accepting)) {
+      const room = accepting;
+      accepting = null;
+      announce(`You joined ${room}.`);
       selectRoom(room, true);
       return;
     }
@@ -187,6 +260,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     // Other errors are not tied to a request (the protocol has no request ids for
     // join / create / invite / remove), so show them and reset what might be waiting.
     creating = null;
+    accepting = null;
     state.cancelLoadingOlder();
     showError(frame.message);
     renderMessages();
@@ -222,6 +296,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       state.joined.add(room);
       socket?.send({ type: 'join', room });
     }
+    if (state.room(room)?.private) socket?.send({ type: 'members', room });
     renderAll();
     if (focusComposer) composer.focus();
   }
@@ -260,6 +335,11 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     messages.show(room, room ? state.view(room) : null, room ? state.pendingIn(room) : [], state.user, scroll);
   }
 
+  function renderPeople(): void {
+    const room = state.active ? state.room(state.active) : undefined;
+    memberList.render(room, state.user, room ? state.members(room.name) : undefined, room ? state.online(room.name) : new Set());
+  }
+
   function renderComposer(): void {
     composer.update(state.active, socket?.state === 'connected');
   }
@@ -269,6 +349,9 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     roomTitle.textContent = room ? room.name : 'No room';
     document.title = room ? `${room.name} · Parley` : 'Parley';
     roomsPanel.update(room, room ? state.isOwner(room.name) : false);
+    renderPeople();
+    roomEvents.render(room ? state.events(room.name) : []);
+    invitations.render(state.invitations);
     renderRooms();
     renderMessages();
     renderComposer();
@@ -297,8 +380,12 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       state = new ChatState('');
       rejoinPending = false;
       creating = null;
+      accepting = null;
       account.closeDialog();
       roomList.clear();
+      invitations.clear();
+      memberList.clear();
+      roomEvents.clear();
       messages.clear();
       roomsPanel.clear();
       composer.clear();

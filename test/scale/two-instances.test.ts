@@ -49,8 +49,8 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     await client.connect();
     try {
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-      // Each migration once (1: the schema; 2: credential versions and client ids), not once per instance.
-      assert.deepEqual(rows.map((r) => r.version), [1, 2]);
+      // Each migration once (1: the schema; 2: credential versions and client ids; 3: invitations), not once per instance.
+      assert.deepEqual(rows.map((r) => r.version), [1, 2, 3]);
     } finally {
       await client.end();
     }
@@ -126,6 +126,41 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     assert.ok(!bobOnB.frames.some((f) => f.type === 'message' && f.html === 'after removal'));
     carolOnA.ws.close();
     bobOnB.ws.close();
+  });
+
+  test('presence across instances: a member online on B shows on A, and goes offline there when the socket on B closes; a stranger on B learns nothing', async () => {
+    await signUp(a, 'pres-owner');
+    await signUp(a, 'pres-guest');
+    await signUp(a, 'pres-spy');
+    const ownerOnA = await joined(a, await login(a, 'pres-owner'));
+    ownerOnA.send({ type: 'create', room: 'presence-room' });
+    await ownerOnA.next('room_added');
+    ownerOnA.send({ type: 'join', room: 'presence-room' });
+    const own = await ownerOnA.next('presence');
+    assert.deepEqual(own.online, ['pres-owner']);
+    const guestOnB = await open(b, await login(b, 'pres-guest'));
+    ownerOnA.send({ type: 'invite', room: 'presence-room', user: 'pres-guest' });
+    await guestOnB.next('invitation_added');
+    guestOnB.send({ type: 'accept', room: 'presence-room' });
+    await guestOnB.next('room_added');
+    guestOnB.send({ type: 'join', room: 'presence-room' });
+    // The joiner on B sees the owner online on A; the owner on A sees the guest come online on B.
+    const seen = await guestOnB.next('presence');
+    assert.deepEqual(seen.online, ['pres-guest', 'pres-owner']);
+    let change = await ownerOnA.next('presence_change');
+    while (change.user !== 'pres-guest') change = await ownerOnA.next('presence_change');
+    assert.equal(change.online, true);
+    // A stranger on B asks: forbidden, and nothing about the room reaches them.
+    const spyOnB = await open(b, await login(b, 'pres-spy'));
+    spyOnB.send({ type: 'members', room: 'presence-room' });
+    assert.equal((await spyOnB.next('error')).code, 'forbidden');
+    guestOnB.ws.close();
+    change = await ownerOnA.next('presence_change');
+    assert.deepEqual(change, { type: 'presence_change', room: 'presence-room', user: 'pres-guest', online: false });
+    await sleep(200);
+    assert.deepEqual(spyOnB.frames.filter((f) => f.type !== 'rooms' && f.type !== 'invitations' && f.type !== 'error'), []);
+    ownerOnA.ws.close();
+    spyOnB.ws.close();
   });
 
   test('logout on A closes that session’s socket on B with 1008 within a second', async () => {
