@@ -306,10 +306,51 @@ export class PostgresStore implements ParleyStore {
     return 'too_many_invitations';
   }
 
+  /**
+   * A transaction that first takes the lock of one (room, user) pair. An owner's `remove` is
+   * two deletes (the membership, else the invitation); without the lock an `accept` could
+   * commit between them and leave a membership the owner had just cancelled.
+   */
+  async #pairLocked<T>(room: string, user: string, work: (query: Query) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      if (!isUnavailable(error)) throw error;
+      this.#markDown(error);
+      throw new StoreUnavailableError('postgres', error);
+    }
+    const query: Query = async (text, values) => {
+      try {
+        return await client.query(text, values);
+      } catch (error) {
+        if (!isUnavailable(error)) throw error;
+        this.#markDown(error);
+        throw new StoreUnavailableError('postgres', error);
+      }
+    };
+    try {
+      await query('BEGIN');
+      await query(`SELECT pg_advisory_xact_lock(hashtext('parley:pair'), hashtext($1 || '/' || $2))`, [room, user]);
+      const result = await work(query);
+      await query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
   async accept(room: string, user: string, now: number, caps: RoomCaps): Promise<Accepted> {
+    return this.#pairLocked(room, user, (query) => this.#accept(query, room, user, now, caps));
+  }
+
+  async #accept(query: Query, room: string, user: string, now: number, caps: RoomCaps): Promise<Accepted> {
     // One statement: the invitation is deleted and the membership inserted together, only if
     // the invitation still exists (a concurrent decline, cancel or second accept finds it gone).
-    const { rows } = await this.#query<{ joined: boolean; invited: boolean }>(
+    const { rows } = await query<{ joined: boolean; invited: boolean }>(
       `WITH taken AS (
          DELETE FROM invitations i WHERE i.room = $1 AND i."user" = $2
            AND (SELECT count(*) FROM members m WHERE m."user" = $2) < $4
@@ -339,8 +380,15 @@ export class PostgresStore implements ParleyStore {
   }
 
   async removeMember(room: string, user: string): Promise<Removed> {
-    if (await this.leave(room, user)) return 'member';
-    return (await this.decline(room, user)) ? 'invitation' : 'none';
+    return this.#pairLocked(room, user, async (query) => {
+      const left = await query(
+        `DELETE FROM members WHERE room = $1::text AND "user" = $2::text AND $2::text <> COALESCE((SELECT owner FROM rooms WHERE name = $1::text), '')`,
+        [room, user],
+      );
+      if (left.rowCount === 1) return 'member';
+      const cancelled = await query('DELETE FROM invitations WHERE room = $1 AND "user" = $2', [room, user]);
+      return cancelled.rowCount === 1 ? 'invitation' : 'none';
+    });
   }
 
   async invitationsFor(user: string): Promise<Invitation[]> {
