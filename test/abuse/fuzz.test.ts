@@ -73,7 +73,7 @@ const ODD_STRINGS = [
   '<script>alert(1)</script>',
   '{"$gt":""}',
 ];
-const TYPES = ['join', 'send', 'history', 'create', 'invite', 'remove'] as const;
+const TYPES = ['join', 'send', 'history', 'create', 'invite', 'remove', 'accept', 'decline', 'leave', 'members'] as const;
 /** Rooms that exist but are off limits (vault: private, owner "observer") or that do not exist. */
 const BAD_ROOMS = ['vault', 'nosuchroom', 'constructor', 'prototype', 'tostring', 'hasownproperty', 'proto', 'x0'];
 const PROTO_KEYS = ['__proto__', 'constructor', 'prototype'];
