@@ -67,6 +67,7 @@ describe('rooms with consent, three people in Chromium', () => {
     await cat.page.locator('[data-invitation="book-club"]', { hasText: 'ann invited you to book-club' }).waitFor(WAIT);
     assert.equal(await ben.page.locator('#room-list [data-room="book-club"]').count(), 0);
     await axeClean(ben.page, 'a pending invitation');
+    await screenshot(ben.page, 'rooms-invitation');
     // The owner sees both as invited, each with a Cancel invitation button.
     await ann.page.locator('#member-list [data-invited="cat"] [data-testid="cancel-cat"]').waitFor(WAIT);
 
