@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { CLOSE } from '../../shared/protocol.ts';
+import { nextEvent } from '../helpers/rooms.ts';
 import { joined, login, open, PASSWORD, request, sessionCookie, signUp, sleep, type Client } from '../helpers/server.ts';
 import { freePort, spawnParley, startPostgres, startRedis, type ParleyProcess, type PostgresService, type RedisService } from '../helpers/services.ts';
 
@@ -104,13 +105,15 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     const invited = await bobOnB.next('invitation_added');
     assert.deepEqual(invited.invitation, { room: 'team', from: 'carol' }, 'the invitation made on A reaches bob on B');
     assert.equal(bobOnB.frames.filter((f) => f.type === 'room_added').length, 0, 'pending: not yet his room');
-    // Accepted on B: the membership is committed there; carol, joined on A, sees the line.
+    // Accepted on A (bob's other socket): the room shows up on B at once, as one room_added.
     carolOnA.send({ type: 'join', room: 'team' });
     await carolOnA.next('history');
-    bobOnB.send({ type: 'accept', room: 'team' });
-    assert.equal((await bobOnB.next('room_added')).room.name, 'team');
-    const line = await carolOnA.next('room_event');
-    assert.deepEqual([line.event, line.user], ['joined', 'bob'], 'the join line made on B reaches A');
+    const bobOnA = await open(a, await login(a, 'bob'));
+    bobOnA.send({ type: 'accept', room: 'team' });
+    assert.equal((await bobOnA.next('room_added')).room.name, 'team');
+    assert.deepEqual((await bobOnB.next('room_added')).room, { name: 'team', private: true, owner: 'carol' }, 'the accept made on A reaches bob on B');
+    assert.deepEqual(await bobOnB.next('invitation_removed'), { type: 'invitation_removed', room: 'team' });
+    bobOnA.ws.close();
     bobOnB.send({ type: 'join', room: 'team' });
     await bobOnB.next('history');
     carolOnA.send({ type: 'send', room: 'team', text: 'before removal', clientId: 't1' });
@@ -143,6 +146,9 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     await guestOnB.next('invitation_added');
     guestOnB.send({ type: 'accept', room: 'presence-room' });
     await guestOnB.next('room_added');
+    // The owner's own invitation line first, then the join line of the accept made on B.
+    assert.deepEqual(await nextEvent(ownerOnA, 'presence-room', 'invited', 'pres-guest').then((l) => l.by), 'pres-owner');
+    await nextEvent(ownerOnA, 'presence-room', 'joined', 'pres-guest', 5000);
     guestOnB.send({ type: 'join', room: 'presence-room' });
     // The joiner on B sees the owner online on A; the owner on A sees the guest come online on B.
     const seen = await guestOnB.next('presence');
