@@ -5,6 +5,12 @@
 // allows (docs/decisions/015-authorize-before-act.md): a subscription receives nothing until
 // the check confirms it, a message is inserted by a statement that checks membership itself,
 // and a history page read after a check is checked again before it is sent.
+//
+// Rooms with consent (docs/decisions/018-rooms-with-consent.md): `invite` stores a pending
+// invitation, never a membership; `accept` turns it into one in the store's own transaction;
+// the caps and the owner check are part of the statements that act. Room-list changes go out
+// as per-socket deltas (room-lists.ts); presence and the join/leave/invite lines go through
+// the Fanout to the room's live subscribers only, exactly like messages.
 import { LOBBY, type ClientFrame, type ErrorCode, type RoomEvent } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { TokenBuckets } from '../security/rate-limit.ts';
