@@ -57,6 +57,8 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   let creating: string | null = null;
   /** The invitation we accepted, selected once its room shows up in the room list. */
   let accepting: string | null = null;
+  /** Invitations we declined, announced once the server has removed them. */
+  const declining = new Set<string>();
 
   const indicator = createConnectionIndicator(() => socket?.reconnectNow());
   const roomList = createRoomList((room) => selectRoom(room, true));
@@ -97,7 +99,8 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       if (sendFrame({ type: 'accept', room })) accepting = room;
     },
     decline(room) {
-      if (sendFrame({ type: 'decline', room })) announce(`Invitation to ${room} declined.`);
+      // Confirmed when the server takes the invitation away (invitation_removed).
+      if (sendFrame({ type: 'decline', room })) declining.add(room);
     },
   });
   const memberList = createMemberList({
@@ -153,6 +156,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
         return announce(`${frame.invitation.from} invited you to ${frame.invitation.room}.`);
       case 'invitation_removed':
         state.removeInvitation(frame.room);
+        if (declining.delete(frame.room)) announce(`Invitation to ${frame.room} declined.`);
         return invitations.render(state.invitations);
       case 'room_added':
         state.addRoom(frame.room);
@@ -204,6 +208,8 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     if (rejoinPending) {
       rejoinPending = false;
       for (const room of state.joined) sendFrame({ type: 'join', room });
+      // Who is in the active room may have changed while we were away.
+      if (state.active && state.room(state.active)?.private) sendFrame({ type: 'members', room: state.active });
     }
     if (creating && state.room(creating)) {
       const room = creating;
@@ -261,6 +267,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     // join / create / invite / remove), so show them and reset what might be waiting.
     creating = null;
     accepting = null;
+    declining.clear();
     state.cancelLoadingOlder();
     showError(frame.message);
     renderMessages();
@@ -381,6 +388,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       rejoinPending = false;
       creating = null;
       accepting = null;
+      declining.clear();
       account.closeDialog();
       roomList.clear();
       invitations.clear();
