@@ -46,7 +46,10 @@ export class RoomLists {
    * and loses its subscriptions (live or pending) to rooms it no longer has.
    */
   async push(user: string): Promise<void> {
-    if (this.#registry.ofUser(user).size === 0) return;
+    if (this.#registry.ofUser(user).size === 0) {
+      this.#generation.delete(user); // nobody here to tell: forget the user
+      return;
+    }
     const started = this.#next(user);
     const [rooms, invitations] = await Promise.all([this.#store.roomsFor(user), this.#store.invitationsFor(user)]);
     if (this.#generation.get(user) !== started) return; // a later read is under way and will be applied instead
