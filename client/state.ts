@@ -2,7 +2,10 @@
 // messages still waiting for the server's ack. Plain data, no DOM. Nothing here is
 // ever written to localStorage/sessionStorage, and the whole object is dropped when
 // the session ends (ASVS 14.3.1 / 14.3.3).
-import type { ChatMessage, RoomInfo } from '../shared/protocol.ts';
+import type { ChatMessage, Invitation, MembersFrame, RoomEventFrame, RoomInfo } from '../shared/protocol.ts';
+
+/** Join/leave/invite lines kept per room (not stored on the server: this tab's view only). */
+export const MAX_ROOM_EVENTS = 20;
 
 /**
  * At most this many messages per room in memory, and so in the DOM. A tab left open in a
@@ -51,8 +54,15 @@ export class ChatState {
   user: string;
   rooms: RoomInfo[] = [];
   active: string | null = null;
-  /** Rooms joined on the current socket. There is no "leave" frame, so they keep streaming. */
+  /** Rooms joined on the current socket (they keep streaming until the room is left or lost). */
   readonly joined = new Set<string>();
+  /** Pending invitations: who invited us to which room. Not our rooms until accepted. */
+  invitations: Invitation[] = [];
+  /** Per room: who is online (a socket joined to it), from `presence` / `presence_change`. */
+  readonly #online = new Map<string, Set<string>>();
+  /** Per room: the last member list the server sent (`members`). */
+  readonly #members = new Map<string, MembersFrame>();
+  readonly #events = new Map<string, RoomEventFrame[]>();
   readonly #views = new Map<string, RoomView>();
   readonly #pending = new Map<string, PendingMessage>();
 
@@ -88,6 +98,68 @@ export class ChatState {
     for (const name of [...this.joined]) if (!names.has(name)) this.#forget(name);
     if (this.active !== null && !names.has(this.active)) this.active = null;
     return removed;
+  }
+
+  /** One room added (created, or an invitation accepted), or its details changed. */
+  addRoom(room: RoomInfo): void {
+    const at = this.rooms.findIndex((known) => known.name === room.name);
+    if (at >= 0) this.rooms[at] = room;
+    else this.rooms = [...this.rooms, room];
+  }
+
+  /** One room lost (left, removed). True if it was the active one (now none). */
+  removeRoom(name: string): boolean {
+    this.rooms = this.rooms.filter((room) => room.name !== name);
+    this.#forget(name);
+    if (this.active !== name) return false;
+    this.active = null;
+    return true;
+  }
+
+  setInvitations(invitations: Invitation[]): void {
+    this.invitations = [...invitations];
+  }
+
+  addInvitation(invitation: Invitation): void {
+    this.invitations = [...this.invitations.filter((known) => known.room !== invitation.room), invitation];
+  }
+
+  removeInvitation(room: string): void {
+    this.invitations = this.invitations.filter((known) => known.room !== room);
+  }
+
+  setOnline(room: string, users: string[]): void {
+    this.#online.set(room, new Set(users));
+  }
+
+  setPresence(room: string, user: string, online: boolean): void {
+    const users = this.#online.get(room) ?? new Set<string>();
+    if (online) users.add(user);
+    else users.delete(user);
+    this.#online.set(room, users);
+  }
+
+  online(room: string): ReadonlySet<string> {
+    return this.#online.get(room) ?? new Set();
+  }
+
+  setMembers(frame: MembersFrame): void {
+    this.#members.set(frame.room, frame);
+  }
+
+  members(room: string): MembersFrame | undefined {
+    return this.#members.get(room);
+  }
+
+  addEvent(frame: RoomEventFrame): void {
+    const events = this.#events.get(frame.room) ?? [];
+    events.push(frame);
+    if (events.length > MAX_ROOM_EVENTS) events.splice(0, events.length - MAX_ROOM_EVENTS);
+    this.#events.set(frame.room, events);
+  }
+
+  events(room: string): readonly RoomEventFrame[] {
+    return this.#events.get(room) ?? [];
   }
 
   /**
@@ -227,6 +299,9 @@ export class ChatState {
   #forget(name: string): void {
     this.joined.delete(name);
     this.#views.delete(name);
+    this.#online.delete(name);
+    this.#members.delete(name);
+    this.#events.delete(name);
     for (const [clientId, pending] of this.#pending) if (pending.room === name) this.#pending.delete(clientId);
   }
 }

@@ -8,7 +8,7 @@
 //   REDIS_URL            → sessions and the bus in Redis; data in SQLite (one machine) or
 //   REDIS_URL + DATABASE_URL → PostgreSQL: N instances (docs/scaling.md).
 import type { SessionData } from 'express-session';
-import type { RoomInfo } from '../shared/protocol.ts';
+import type { Invitation, RoomInfo } from '../shared/protocol.ts';
 import { LocalBus, type ClusterBus } from './cluster/bus.ts';
 import { deriveBusKey } from './cluster/envelope.ts';
 import { RedisBus } from './cluster/redis-bus.ts';
@@ -20,7 +20,22 @@ import { RedisLoginThrottle } from './security/redis-login-throttle.ts';
 import { PostgresStore } from './store/postgres.ts';
 import { redisClient, RedisSessionStore, type RedisClient } from './store/redis.ts';
 import { SqliteStore } from './store/sqlite.ts';
-import { StoreUnavailableError, type HistoryPage, type NewMessage, type ParleyStore, type Posted, type Room, type User, type SessionExpiry } from './store/store.ts';
+import {
+  StoreUnavailableError,
+  type Accepted,
+  type Created,
+  type HistoryPage,
+  type Invited,
+  type Members,
+  type NewMessage,
+  type ParleyStore,
+  type Posted,
+  type Removed,
+  type Room,
+  type RoomCaps,
+  type User,
+  type SessionExpiry,
+} from './store/store.ts';
 
 export type Backend = {
   store: ParleyStore;
@@ -118,7 +133,8 @@ export async function openBackend(
 
 /**
  * The data store with Redis sessions. One rule of its own: a change the other instances
- * must hear about (a message; a room created, a member invited or removed) is refused while
+ * must hear about (a message; a room created; an invitation made, accepted, declined or
+ * cancelled; a member who left or was removed) is refused while
  * `announced()` says it could not be told to them — `server_busy`, nothing committed —
  * rather than committed and known to only part of the cluster (decision 013). The store
  * does not know what carries the announcement; it is handed the predicate.
@@ -149,9 +165,9 @@ class SharedStore implements ParleyStore {
   setPasswordHash(name: string, passwordHash: string): Promise<number> {
     return this.#data.setPasswordHash(name, passwordHash);
   }
-  async createRoom(name: string, owner: string, now: number): Promise<boolean> {
+  async createRoom(name: string, owner: string, now: number, caps: RoomCaps): Promise<Created> {
     this.#mustAnnounce();
-    return this.#data.createRoom(name, owner, now);
+    return this.#data.createRoom(name, owner, now, caps);
   }
   findRoom(name: string): Promise<Room | undefined> {
     return this.#data.findRoom(name);
@@ -162,13 +178,31 @@ class SharedStore implements ParleyStore {
   isMember(room: string, user: string): Promise<boolean> {
     return this.#data.isMember(room, user);
   }
-  async addMember(room: string, user: string, now: number): Promise<void> {
+  async invite(room: string, from: string, user: string, now: number, caps: RoomCaps): Promise<Invited> {
     this.#mustAnnounce();
-    return this.#data.addMember(room, user, now);
+    return this.#data.invite(room, from, user, now, caps);
   }
-  async removeMember(room: string, user: string): Promise<void> {
+  async accept(room: string, user: string, now: number, caps: RoomCaps): Promise<Accepted> {
+    this.#mustAnnounce();
+    return this.#data.accept(room, user, now, caps);
+  }
+  async decline(room: string, user: string): Promise<boolean> {
+    this.#mustAnnounce();
+    return this.#data.decline(room, user);
+  }
+  async leave(room: string, user: string): Promise<boolean> {
+    this.#mustAnnounce();
+    return this.#data.leave(room, user);
+  }
+  async removeMember(room: string, user: string): Promise<Removed> {
     this.#mustAnnounce();
     return this.#data.removeMember(room, user);
+  }
+  invitationsFor(user: string): Promise<Invitation[]> {
+    return this.#data.invitationsFor(user);
+  }
+  membersOf(room: string): Promise<Members> {
+    return this.#data.membersOf(room);
   }
   async addMessage(message: NewMessage): Promise<Posted> {
     this.#mustAnnounce();

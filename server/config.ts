@@ -85,6 +85,16 @@ export type Config = {
     /** Messages per history page (join, "load older"). */
     historyPageSize: number;
   };
+  /** Rooms with consent: what one user may own, hold, be offered, and offer others. */
+  rooms: {
+    roomsPerOwner: number;
+    membershipsPerUser: number;
+    pendingPerInvitee: number;
+    /** Invitations one user may send per hour (a token bucket per inviter, per instance). */
+    invitationsPerHour: number;
+    /** How often an instance re-announces its presence on the bus; remote presence expires after 3 of these. */
+    presenceRefreshMs: number;
+  };
   /** How long a graceful shutdown waits for clients to complete the close handshake. */
   shutdownDrainMs: number;
   /** PostgreSQL connections per instance. */
@@ -319,6 +329,13 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       slowConsumerGraceMs: seconds(env, 'WS_SLOW_CONSUMER_GRACE_SECONDS', 1, 0.1, 60),
       maxBufferedHardBytes: int(env, 'WS_MAX_BUFFERED_HARD_BYTES', 16 * maxBufferedBytes, maxBufferedBytes, 4 * 1024 * 1024 * 1024),
       historyPageSize: int(env, 'HISTORY_PAGE_SIZE', 50, 1, 500),
+    },
+    rooms: {
+      roomsPerOwner: int(env, 'ROOMS_PER_OWNER', 20, 1, 100_000),
+      membershipsPerUser: int(env, 'MEMBERSHIPS_PER_USER', 100, 1, 100_000),
+      pendingPerInvitee: int(env, 'PENDING_INVITATIONS_PER_USER', 20, 1, 10_000),
+      invitationsPerHour: int(env, 'INVITATIONS_PER_HOUR', 60, 1, 100_000),
+      presenceRefreshMs: seconds(env, 'PRESENCE_REFRESH_SECONDS', 20, 0.1, 3600),
     },
     shutdownDrainMs: seconds(env, 'SHUTDOWN_DRAIN_SECONDS', 5, 0, 60),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),

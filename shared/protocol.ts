@@ -46,8 +46,27 @@ export const SendFrame = v.strictObject({ type: v.literal('send'), room: name('r
 export const HistoryRequestFrame = v.strictObject({ type: v.literal('history'), room: name('room'), before: messageId('before') });
 export const CreateFrame = v.strictObject({ type: v.literal('create'), room: name('room') });
 export const InviteFrame = v.strictObject({ type: v.literal('invite'), room: name('room'), user: name('user') });
+/** The owner removes a member, or cancels a pending invitation of that user. */
 export const RemoveFrame = v.strictObject({ type: v.literal('remove'), room: name('room'), user: name('user') });
-export const ClientFrame = v.variant('type', [JoinFrame, SendFrame, HistoryRequestFrame, CreateFrame, InviteFrame, RemoveFrame]);
+/** The invitee's answer to a pending invitation. */
+export const AcceptFrame = v.strictObject({ type: v.literal('accept'), room: name('room') });
+export const DeclineFrame = v.strictObject({ type: v.literal('decline'), room: name('room') });
+/** A member leaves a private room (its owner cannot: `owner_cannot_leave`). */
+export const LeaveFrame = v.strictObject({ type: v.literal('leave'), room: name('room') });
+/** Who is in a room (members and owner; the owner also gets the pending invitations). */
+export const MembersRequestFrame = v.strictObject({ type: v.literal('members'), room: name('room') });
+export const ClientFrame = v.variant('type', [
+  JoinFrame,
+  SendFrame,
+  HistoryRequestFrame,
+  CreateFrame,
+  InviteFrame,
+  RemoveFrame,
+  AcceptFrame,
+  DeclineFrame,
+  LeaveFrame,
+  MembersRequestFrame,
+]);
 
 export type JoinFrame = v.InferOutput<typeof JoinFrame>;
 export type SendFrame = v.InferOutput<typeof SendFrame>;
@@ -55,6 +74,10 @@ export type HistoryRequestFrame = v.InferOutput<typeof HistoryRequestFrame>;
 export type CreateFrame = v.InferOutput<typeof CreateFrame>;
 export type InviteFrame = v.InferOutput<typeof InviteFrame>;
 export type RemoveFrame = v.InferOutput<typeof RemoveFrame>;
+export type AcceptFrame = v.InferOutput<typeof AcceptFrame>;
+export type DeclineFrame = v.InferOutput<typeof DeclineFrame>;
+export type LeaveFrame = v.InferOutput<typeof LeaveFrame>;
+export type MembersRequestFrame = v.InferOutput<typeof MembersRequestFrame>;
 export type ClientFrame = v.InferOutput<typeof ClientFrame>;
 
 // ---- server → client -------------------------------------------------------
@@ -71,6 +94,14 @@ export const ERROR_CODES = [
   'too_complex',
   'empty_message',
   'session_expired',
+  'no_such_invitation',
+  'already_member',
+  'already_invited',
+  'owner_cannot_leave',
+  'too_many_rooms',
+  'too_many_memberships',
+  'too_many_invitations',
+  'invite_rate_limited',
   'server_busy',
   'internal',
 ] as const;
@@ -84,7 +115,54 @@ export const HistoryFrame = v.strictObject({ type: v.literal('history'), room: n
 export const MessageFrame = v.strictObject({ type: v.literal('message'), room: name('room'), ...ChatMessage.entries });
 export const AckFrame = v.strictObject({ type: v.literal('ack'), clientId, id: messageId('id') });
 export const ErrorFrame = v.strictObject({ type: v.literal('error'), code: v.picklist(ERROR_CODES), message: v.string(), clientId: v.optional(v.string()) });
-export const ServerFrame = v.variant('type', [RoomsFrame, HistoryFrame, MessageFrame, AckFrame, ErrorFrame]);
+/** A pending invitation: `from` invited the user to private room `room`. */
+export const Invitation = v.strictObject({ room: name('room'), from: name('from') });
+/** Every pending invitation of the user; sent on connect, then only changes (below). */
+export const InvitationsFrame = v.strictObject({ type: v.literal('invitations'), invitations: v.array(Invitation) });
+// Room-list changes, one room or invitation at a time (each socket is told the difference
+// from what it was told last: server/ws/room-lists.ts), never the whole list again.
+export const RoomAddedFrame = v.strictObject({ type: v.literal('room_added'), room: RoomInfo });
+export const RoomRemovedFrame = v.strictObject({ type: v.literal('room_removed'), room: name('room') });
+export const InvitationAddedFrame = v.strictObject({ type: v.literal('invitation_added'), invitation: Invitation });
+export const InvitationRemovedFrame = v.strictObject({ type: v.literal('invitation_removed'), room: name('room') });
+/** The answer to `members`; `invited` only for the room's owner. A public room lists no members. */
+export const MembersFrame = v.strictObject({
+  type: v.literal('members'),
+  room: name('room'),
+  owner: v.nullable(name('owner')),
+  members: v.array(name('member')),
+  invited: v.optional(v.array(name('invited'))),
+});
+/** Who is online in a room (has a socket joined to it): the whole set, to a socket that joins. */
+export const PresenceFrame = v.strictObject({ type: v.literal('presence'), room: name('room'), online: v.array(name('online')) });
+/** One user came online in, or went offline from, a room the socket is joined to. */
+export const PresenceChangeFrame = v.strictObject({ type: v.literal('presence_change'), room: name('room'), user: name('user'), online: v.boolean() });
+export const ROOM_EVENTS = ['joined', 'left', 'removed', 'invited', 'uninvited', 'declined'] as const;
+/** A line in the room: `user` joined / left / was removed / was invited (by `by`). Not stored. */
+export const RoomEventFrame = v.strictObject({
+  type: v.literal('room_event'),
+  room: name('room'),
+  event: v.picklist(ROOM_EVENTS),
+  user: name('user'),
+  by: v.optional(name('by')),
+  ts: timestamp,
+});
+export const ServerFrame = v.variant('type', [
+  RoomsFrame,
+  HistoryFrame,
+  MessageFrame,
+  AckFrame,
+  ErrorFrame,
+  InvitationsFrame,
+  RoomAddedFrame,
+  RoomRemovedFrame,
+  InvitationAddedFrame,
+  InvitationRemovedFrame,
+  MembersFrame,
+  PresenceFrame,
+  PresenceChangeFrame,
+  RoomEventFrame,
+]);
 
 export type RoomInfo = v.InferOutput<typeof RoomInfo>;
 export type ChatMessage = v.InferOutput<typeof ChatMessage>;
@@ -93,6 +171,17 @@ export type HistoryFrame = v.InferOutput<typeof HistoryFrame>;
 export type MessageFrame = v.InferOutput<typeof MessageFrame>;
 export type AckFrame = v.InferOutput<typeof AckFrame>;
 export type ErrorFrame = v.InferOutput<typeof ErrorFrame>;
+export type Invitation = v.InferOutput<typeof Invitation>;
+export type InvitationsFrame = v.InferOutput<typeof InvitationsFrame>;
+export type RoomAddedFrame = v.InferOutput<typeof RoomAddedFrame>;
+export type RoomRemovedFrame = v.InferOutput<typeof RoomRemovedFrame>;
+export type InvitationAddedFrame = v.InferOutput<typeof InvitationAddedFrame>;
+export type InvitationRemovedFrame = v.InferOutput<typeof InvitationRemovedFrame>;
+export type MembersFrame = v.InferOutput<typeof MembersFrame>;
+export type PresenceFrame = v.InferOutput<typeof PresenceFrame>;
+export type PresenceChangeFrame = v.InferOutput<typeof PresenceChangeFrame>;
+export type RoomEvent = (typeof ROOM_EVENTS)[number];
+export type RoomEventFrame = v.InferOutput<typeof RoomEventFrame>;
 export type ServerFrame = v.InferOutput<typeof ServerFrame>;
 
 /** WebSocket close codes Parley uses (RFC 6455 §7.4.1). */

@@ -7,8 +7,9 @@
 // Run: npx node --test test/authorization-races.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MessageFrame } from '../shared/protocol.ts';
+import type { MembersFrame, MessageFrame, ServerFrame } from '../shared/protocol.ts';
 import { RACE_BACKENDS, on } from './helpers/backends.ts';
+import { inviteAndAccept, nextEvent } from './helpers/rooms.ts';
 import { between, slowStore } from './helpers/slow-store.ts';
 import {
   PASSWORD,
@@ -44,9 +45,8 @@ for (const backend of RACE_BACKENDS) {
       const owner = await joined(server, await signUp(server, 'vaultowner'));
       const member = await joined(server, await signUp(server, 'vaultmember'));
       owner.send({ type: 'create', room: 'vault' });
-      await owner.next('rooms');
-      owner.send({ type: 'invite', room: 'vault', user: 'vaultmember' });
-      await member.next('rooms');
+      await owner.next('room_added');
+      await inviteAndAccept(owner, member, 'vault', 'vaultmember');
       member.send({ type: 'join', room: 'vault' });
       await member.next('history');
       const outsiders = await Promise.all(['spy1', 'spy2', 'spy3', 'spy4'].map(async (name) => open(server, await signUp(server, name))));
@@ -82,12 +82,10 @@ for (const backend of RACE_BACKENDS) {
       const talker = await joined(server, await signUp(server, 'dentalker'));
       const leaving = await joined(server, await signUp(server, 'denleaving'));
       owner.send({ type: 'create', room: 'den' });
-      await owner.next('rooms');
-      for (const name of ['dentalker', 'denleaving']) {
-        owner.send({ type: 'invite', room: 'den', user: name });
-        await owner.next('rooms');
-      }
-      for (const c of [talker, leaving]) {
+      await owner.next('room_added');
+      await inviteAndAccept(owner, talker, 'den', 'dentalker');
+      await inviteAndAccept(owner, leaving, 'den', 'denleaving');
+      for (const c of [owner, talker, leaving]) {
         c.send({ type: 'join', room: 'den' });
         await c.next('history');
       }
@@ -107,7 +105,7 @@ for (const backend of RACE_BACKENDS) {
       })();
       await sleep(60);
       owner.send({ type: 'remove', room: 'den', user: 'denleaving' });
-      await owner.next('rooms'); // the removal is committed
+      await nextEvent(owner, 'den', 'removed', 'denleaving', 10_000); // the removal is committed
       const removedAt = leaving.frames.length;
       const after: number[] = [];
       for (let i = 0; i < 40; i++) {
@@ -130,6 +128,58 @@ for (const backend of RACE_BACKENDS) {
       assert.deepEqual(postedAfter, [], 'the removed member posted nothing after the removal');
       for (const c of [owner, talker, leaving]) c.ws.close();
     });
+
+    // Rooms with consent: an accept racing the owner's cancel must never leave a membership
+    // behind an invitation that was already gone. The accept makes the membership from the
+    // invitation row and deletes it in one transaction; a check-then-insert would not.
+    test('accept racing the owner\'s cancel: the invitee never ends up a member after the cancel', async () => {
+      const owner = await joined(server, await signUp(server, 'raceowner'));
+      const invitee = await open(server, await signUp(server, 'raceinvitee'));
+      owner.send({ type: 'create', room: 'racing' });
+      await owner.next('room_added');
+      /** The first frame from `from` on that matches (polls; never leaves a waiter behind). */
+      const first = async <T extends ServerFrame>(client: Client, from: number, match: (f: ServerFrame) => f is T): Promise<T> => {
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const found = client.frames.slice(from).find(match);
+          if (found) return found;
+          if (Date.now() > deadline) throw new Error(`no answer; got ${JSON.stringify(client.frames.slice(from))}`);
+          await sleep(5);
+        }
+      };
+      const membersOf = (room: string) => (f: ServerFrame): f is MembersFrame => f.type === 'members' && f.room === room;
+      let stayed = 0;
+      let acceptWon = 0;
+      const ROUNDS = 25;
+      for (let i = 0; i < ROUNDS; i++) {
+        const invited = invitee.frames.length;
+        owner.send({ type: 'invite', room: 'racing', user: 'raceinvitee' });
+        await first(invitee, invited, (f): f is ServerFrame => f.type === 'invitation_added');
+        // Both at once: the invitee accepts while the owner cancels (remove of a pending invitation).
+        const [ownerMark, inviteeMark] = [owner.frames.length, invitee.frames.length];
+        invitee.send({ type: 'accept', room: 'racing' });
+        owner.send({ type: 'remove', room: 'racing', user: 'raceinvitee' });
+        owner.send({ type: 'members', room: 'racing' });
+        invitee.send({ type: 'members', room: 'lobby' });
+        await first(invitee, inviteeMark, membersOf('lobby'));
+        const list = await first(owner, ownerMark, membersOf('racing'));
+        if (invitee.frames.slice(inviteeMark).some((f) => f.type === 'room_added')) acceptWon += 1;
+        // Whatever the order, nothing may be left: an accept after the cancel finds no invitation,
+        // and a remove after the accept removes the membership.
+        assert.deepEqual(list.invited ?? [], [], `round ${i}: no invitation left`);
+        if (list.members.includes('raceinvitee')) {
+          stayed += 1;
+          const mark = owner.frames.length;
+          owner.send({ type: 'remove', room: 'racing', user: 'raceinvitee' }); // clean up for the next round
+          owner.send({ type: 'members', room: 'racing' });
+          await first(owner, mark, membersOf('racing'));
+        }
+      }
+      console.log(`  accept vs cancel: ${ROUNDS} rounds, the accept came first ${acceptWon} times; ${stayed} left a membership after the cancel`);
+      assert.equal(stayed, 0);
+      for (const c of [owner, invitee]) c.ws.close();
+    });
+
   });
 }
 

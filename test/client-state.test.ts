@@ -95,3 +95,49 @@ describe('the per-room message cap', () => {
     assert.equal(state.pendingIn(room).length, 0);
   });
 });
+
+describe('room-list deltas, invitations, presence and room lines (rooms with consent)', () => {
+  test('room_added / room_removed change one room; removing the active room clears it and forgets its view, presence, members and lines', () => {
+    const state = withRoom();
+    const club = { name: 'club', private: true, owner: 'bob' };
+    state.addRoom(club);
+    state.addRoom(club); // the same room again replaces, never duplicates
+    assert.deepEqual(state.rooms.map((r) => r.name), ['lobby', 'club']);
+    state.active = 'club';
+    state.joined.add('club');
+    state.applyHistory('club', range(1, 3), false);
+    state.setOnline('club', ['alice', 'bob']);
+    state.setMembers({ type: 'members', room: 'club', owner: 'bob', members: ['alice', 'bob'] });
+    state.addEvent({ type: 'room_event', room: 'club', event: 'joined', user: 'alice', ts: 1 });
+    assert.equal(state.removeRoom('club'), true, 'it was the active room');
+    assert.equal(state.active, null);
+    assert.equal(state.joined.has('club'), false);
+    assert.deepEqual([...state.online('club')], []);
+    assert.equal(state.members('club'), undefined);
+    assert.deepEqual(state.events('club'), []);
+    assert.deepEqual(state.view('club').messages, [], 'nothing of a lost room is kept');
+    assert.equal(state.removeRoom('lobby'), false);
+  });
+
+  test('invitations: set whole, then added and removed one at a time (one per room)', () => {
+    const state = withRoom();
+    state.setInvitations([{ room: 'a1', from: 'x1' }]);
+    state.addInvitation({ room: 'b1', from: 'y1' });
+    state.addInvitation({ room: 'a1', from: 'z1' });
+    assert.deepEqual(state.invitations, [{ room: 'b1', from: 'y1' }, { room: 'a1', from: 'z1' }]);
+    state.removeInvitation('b1');
+    assert.deepEqual(state.invitations, [{ room: 'a1', from: 'z1' }]);
+  });
+
+  test('presence changes apply to the set; room lines are capped per room', async () => {
+    const { MAX_ROOM_EVENTS } = await import('../client/state.ts');
+    const state = withRoom();
+    state.setOnline(room, ['alice']);
+    state.setPresence(room, 'bob', true);
+    state.setPresence(room, 'alice', false);
+    assert.deepEqual([...state.online(room)], ['bob']);
+    for (let ts = 1; ts <= MAX_ROOM_EVENTS + 5; ts++) state.addEvent({ type: 'room_event', room, event: 'left', user: 'bob', ts });
+    assert.equal(state.events(room).length, MAX_ROOM_EVENTS);
+    assert.equal(state.events(room)[0]!.ts, 6, 'the oldest go');
+  });
+});

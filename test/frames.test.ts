@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import { MAX_TEXT_LENGTH, type ErrorCode } from '../shared/protocol.ts';
+import { inviteAndAccept } from './helpers/rooms.ts';
 import { joined, open, signUp, sleep, startServer, type Client, type TestServer } from './helpers/server.ts';
 
 const HIGH_RATE = { WS_MESSAGES_PER_SECOND: '1000', WS_MESSAGE_BURST: '1000' };
@@ -228,8 +229,8 @@ describe('schema validation: each refused frame leaves the socket usable', () =>
     await assertRefused(client, { type: 'join', room: 'constructor' }, 'no_such_room');
     await assertRefused(client, { type: 'send', room: 'constructor', text: 'x' }, 'no_such_room');
     client.send({ type: 'create', room: 'constructor' });
-    const rooms = await client.next('rooms');
-    assert.deepEqual(rooms.rooms.find((r) => r.name === 'constructor'), { name: 'constructor', private: true, owner: 'schema' });
+    const added = await client.next('room_added');
+    assert.deepEqual(added.room, { name: 'constructor', private: true, owner: 'schema' });
     // the stranger "watcher" is refused as for any private room
     listener.send({ type: 'join', room: 'constructor' });
     assert.equal((await listener.next('error')).code, 'forbidden');
@@ -474,9 +475,10 @@ describe('backpressure (WS_MAX_BUFFERED_BYTES 64 KiB)', () => {
     const archivist = await open(server, await signUp(server, 'archivist'));
     const readerCookie = await signUp(server, 'reader');
     archivist.send({ type: 'create', room: 'archive' });
-    await archivist.next('rooms');
-    archivist.send({ type: 'invite', room: 'archive', user: 'reader' });
-    await archivist.next('rooms');
+    await archivist.next('room_added');
+    const invitee = await open(server, readerCookie);
+    await inviteAndAccept(archivist, invitee, 'archive', 'reader');
+    invitee.ws.close();
     const text = '€'.repeat(MAX_TEXT_LENGTH);
     for (let i = 1; i <= 20; i++) {
       archivist.send({ type: 'send', room: 'archive', text, clientId: `a${i}` }); // one at a time: no burst

@@ -15,7 +15,7 @@ describe('repeated refusals are logged once per window, with a count', () => {
   test('2,000 forbidden joins from one socket: at most a few ws_forbidden lines, whose counts add up', async () => {
     const owner = await joined(server, await signUp(server, 'logowner'));
     owner.send({ type: 'create', room: 'logvault' });
-    await owner.next('rooms');
+    await owner.next('room_added');
     const spy = await open(server, await signUp(server, 'logspy'));
     for (let i = 0; i < 2000; i++) spy.send({ type: 'join', room: 'logvault' });
     while (spy.frames.filter((f) => f.type === 'error').length < 2000) await spy.next('error');

@@ -1,7 +1,8 @@
 // requires: postgres
-// Room authorization over real WSS: the lobby is open, private rooms admit members only,
-// and the check is made against the store on every frame (join, history, send, invite,
-// remove), never remembered from an earlier join.
+// Room authorization over real WSS: the lobby is open, private rooms admit members only
+// (an invitation is not a membership until it is accepted), and the check is made against
+// the store on every frame (join, history, send, invite, accept, remove), never remembered
+// from an earlier join.
 // Run: npx node --test test/rooms.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,13 +70,10 @@ for (const backend of [{ name: 'SQLite', options: async () => ({}) }, ...RACE_BA
     }
   });
 
-  test('alice creates private room "secret": her rooms frame lists it as private, owned by her', async () => {
+  test('alice creates private room "secret": a room_added frame lists it as private, owned by her', async () => {
     alice.send({ type: 'create', room: 'secret' });
-    const rooms = await alice.next('rooms');
-    assert.deepEqual(
-      rooms.rooms.find((r) => r.name === 'secret'),
-      { name: 'secret', private: true, owner: 'alice' },
-    );
+    const added = await alice.next('room_added');
+    assert.deepEqual(added.room, { name: 'secret', private: true, owner: 'alice' });
     alice.send({ type: 'join', room: 'secret' });
     const history = await alice.next('history');
     assert.equal(history.room, 'secret');
@@ -138,15 +136,28 @@ for (const backend of [{ name: 'SQLite', options: async () => ({}) }, ...RACE_BA
     assert.equal((await refused(carol, { type: 'invite', room: 'lobby', user: 'bob' })).code, 'forbidden');
   });
 
-  test('alice invites bob: both of his open sockets receive a rooms frame including "secret"', async () => {
+  test('alice invites bob: both of his open sockets see the pending invitation (who, to what); the room is not his until he accepts', async () => {
     alice.send({ type: 'invite', room: 'secret', user: 'bob' });
-    const [r1, r2] = await Promise.all([bob.next('rooms'), bob2.next('rooms')]);
-    for (const r of [r1, r2]) {
-      assert.equal(r.user, 'bob');
-      assert.deepEqual(r.rooms.find((x) => x.name === 'secret'), { name: 'secret', private: true, owner: 'alice' });
-    }
+    const [i1, i2] = await Promise.all([bob.next('invitation_added'), bob2.next('invitation_added')]);
+    for (const i of [i1, i2]) assert.deepEqual(i.invitation, { room: 'secret', from: 'alice' });
+    // Pending: no room_added, no join, no history, no send.
+    assert.equal(framesOf(bob, 'room_added').length, 0);
+    assert.equal((await refused(bob, { type: 'join', room: 'secret' })).code, 'forbidden');
+    assert.equal((await refused(bob, { type: 'send', room: 'secret', text: 'early', clientId: 'b-early' })).code, 'forbidden');
+    // A fresh socket lists the invitation on connect, and not the room.
+    const fresh = await open(server, cookies.bob);
+    const invitations = fresh.frames.find((f) => f.type === 'invitations');
+    assert.deepEqual(invitations, { type: 'invitations', invitations: [{ room: 'secret', from: 'alice' }] });
+    assert.ok(!roomNames(fresh.frames.find((f): f is RoomsFrame => f.type === 'rooms')!).includes('secret'));
+    fresh.ws.close();
     // the stranger got nothing
     assert.ok(framesOf(carol, 'rooms').every((f) => !roomNames(f).includes('secret')));
+    assert.equal(framesOf(carol, 'invitation_added').length, 0);
+    // Bob accepts: both sockets get the room as one room_added, and the invitation goes.
+    bob.send({ type: 'accept', room: 'secret' });
+    const [r1, r2] = await Promise.all([bob.next('room_added'), bob2.next('room_added')]);
+    for (const r of [r1, r2]) assert.deepEqual(r.room, { name: 'secret', private: true, owner: 'alice' });
+    assert.deepEqual(await bob.next('invitation_removed'), { type: 'invitation_removed', room: 'secret' });
   });
 
   test('invited bob can join "secret", read its history and send; alice receives his message', async () => {
@@ -169,8 +180,9 @@ for (const backend of [{ name: 'SQLite', options: async () => ({}) }, ...RACE_BA
 
   test('carol as a non-owner member still cannot invite or remove: forbidden', async () => {
     alice.send({ type: 'invite', room: 'secret', user: 'carol' });
-    const rooms = await carol.next('rooms');
-    assert.ok(roomNames(rooms).includes('secret'));
+    await carol.next('invitation_added');
+    carol.send({ type: 'accept', room: 'secret' });
+    assert.equal((await carol.next('room_added')).room.name, 'secret');
     assert.equal((await refused(carol, { type: 'remove', room: 'secret', user: 'bob' })).code, 'forbidden');
     assert.equal((await refused(carol, { type: 'remove', room: 'secret', user: 'alice' })).code, 'forbidden');
     assert.equal((await refused(carol, { type: 'invite', room: 'secret', user: 'alice' })).code, 'forbidden');
@@ -178,12 +190,12 @@ for (const backend of [{ name: 'SQLite', options: async () => ({}) }, ...RACE_BA
     await post(bob, 'secret', 'still here', 'b-2');
   });
 
-  test('alice removes bob: his sockets get a rooms frame without "secret"; his very next send on the open, joined socket is forbidden', async () => {
+  test('alice removes bob: his sockets get room_removed "secret"; his very next send on the open, joined socket is forbidden', async () => {
     const bobMark = bob.frames.length;
     alice.send({ type: 'remove', room: 'secret', user: 'bob' });
-    const [r1, r2] = await Promise.all([bob.next('rooms'), bob2.next('rooms')]);
-    assert.ok(!roomNames(r1).includes('secret'));
-    assert.ok(!roomNames(r2).includes('secret'));
+    const [r1, r2] = await Promise.all([bob.next('room_removed'), bob2.next('room_removed')]);
+    assert.equal(r1.room, 'secret');
+    assert.equal(r2.room, 'secret');
 
     const error = await refused(bob, { type: 'send', room: 'secret', text: 'am I still in?', clientId: 'b-after' });
     assert.equal(error.code, 'forbidden');
@@ -247,7 +259,7 @@ describe('history pagination and acks', () => {
     const cookie = await signUp(server, 'writer');
     writer = await open(server, cookie);
     writer.send({ type: 'create', room: 'pages' });
-    await writer.next('rooms');
+    await writer.next('room_added');
     writer.send({ type: 'join', room: 'pages' });
     await writer.next('history');
     for (let i = 1; i <= 60; i++) writer.send({ type: 'send', room: 'pages', text: `message ${i}`, clientId: `c${i}` });

@@ -3,7 +3,7 @@
 // room (and, after a reconnect, every room we had joined) → `history` + live
 // `message` frames fill the log. stop() drops everything (ASVS 14.3.1).
 import { LOBBY } from '../../shared/protocol.ts';
-import type { ClientFrame, ErrorFrame, HistoryFrame, MessageFrame, RoomsFrame, ServerFrame } from '../../shared/protocol.ts';
+import type { ClientFrame, ErrorFrame, HistoryFrame, MessageFrame, RoomEventFrame, RoomsFrame, ServerFrame } from '../../shared/protocol.ts';
 import { me } from '../api.ts';
 import { ChatSocket } from '../socket.ts';
 import type { ConnectionState, SessionCheck } from '../socket.ts';
@@ -14,6 +14,9 @@ import { createConnectionIndicator } from './connection-indicator.ts';
 import { byId } from './dom.ts';
 import { createMessageList } from './message-list.ts';
 import { announce, showError } from './notices.ts';
+import { createInvitationList } from './invitations.ts';
+import { createMemberList } from './member-list.ts';
+import { createRoomEvents, describeEvent } from './room-events.ts';
 import { createRoomList } from './room-list.ts';
 import { createRoomsPanel } from './rooms-panel.ts';
 
@@ -52,6 +55,10 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   let rejoinPending = false;
   /** The room we asked to create, selected once it shows up in the room list. */
   let creating: string | null = null;
+  /** The invitation we accepted, selected once its room shows up in the room list. */
+  let accepting: string | null = null;
+  /** Invitations we declined, announced once the server has removed them. */
+  const declining = new Set<string>();
 
   const indicator = createConnectionIndicator(() => socket?.reconnectNow());
   const roomList = createRoomList((room) => selectRoom(room, true));
@@ -82,18 +89,32 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       return sendFrame({ type: 'create', room });
     },
     invite(user) {
+      // Confirmed by the "invited" line in the room (announced), or refused by an error.
       const room = state.active;
-      if (!room || !sendFrame({ type: 'invite', room, user })) return false;
-      announce(`Invitation for ${user} sent.`);
-      return true;
-    },
-    remove(user) {
-      const room = state.active;
-      if (!room || !sendFrame({ type: 'remove', room, user })) return false;
-      announce(`Removal of ${user} from ${room} sent.`);
-      return true;
+      return Boolean(room && sendFrame({ type: 'invite', room, user }));
     },
   });
+  const invitations = createInvitationList({
+    accept(room) {
+      if (sendFrame({ type: 'accept', room })) accepting = room;
+    },
+    decline(room) {
+      // Confirmed when the server takes the invitation away (invitation_removed).
+      if (sendFrame({ type: 'decline', room })) declining.add(room);
+    },
+  });
+  const memberList = createMemberList({
+    remove(user) {
+      // Confirmed by the "removed" / "cancelled" line in the room, which also refreshes the list.
+      const room = state.active;
+      if (room) sendFrame({ type: 'remove', room, user });
+    },
+    leave() {
+      const room = state.active;
+      if (room && state.room(room)?.private) sendFrame({ type: 'leave', room });
+    },
+  });
+  const roomEvents = createRoomEvents();
   const account = createAccount({
     currentUser: () => state.user,
     onLoggedOut: () => options.onLoggedOut(),
@@ -126,24 +147,82 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
         return;
       case 'error':
         return onError(frame);
+      case 'invitations':
+        state.setInvitations(frame.invitations);
+        return invitations.render(state.invitations);
+      case 'invitation_added':
+        state.addInvitation(frame.invitation);
+        invitations.render(state.invitations);
+        return announce(`${frame.invitation.from} invited you to ${frame.invitation.room}.`);
+      case 'invitation_removed':
+        state.removeInvitation(frame.room);
+        if (declining.delete(frame.room)) announce(`Invitation to ${frame.room} declined.`);
+        return invitations.render(state.invitations);
+      case 'room_added':
+        state.addRoom(frame.room);
+        return afterRoomsChanged(state.active, []);
+      case 'room_removed': {
+        const previous = state.active;
+        const wasKnown = Boolean(state.room(frame.room));
+        state.removeRoom(frame.room);
+        return afterRoomsChanged(previous, wasKnown ? [frame.room] : []);
+      }
+      case 'members':
+        state.setMembers(frame);
+        if (frame.room === state.active) renderPeople();
+        return;
+      case 'presence':
+        state.setOnline(frame.room, frame.online);
+        if (frame.room === state.active) renderPeople();
+        return;
+      case 'presence_change':
+        state.setPresence(frame.room, frame.user, frame.online);
+        if (frame.room === state.active) renderPeople();
+        return;
+      case 'room_event':
+        return onRoomEvent(frame);
     }
+  }
+
+  function onRoomEvent(frame: RoomEventFrame): void {
+    if (!state.room(frame.room)) return;
+    state.addEvent(frame);
+    if (frame.room !== state.active) return;
+    roomEvents.render(state.events(frame.room));
+    announce(describeEvent(frame));
+    // Who is in the room changed: ask for the list again (the server authorizes it again).
+    if (state.room(frame.room)?.private) sendFrame({ type: 'members', room: frame.room });
   }
 
   function onRooms(frame: RoomsFrame): void {
     const previous = state.active;
     const removed = state.setRooms(frame.user, frame.rooms);
     currentUser.textContent = frame.user;
+    afterRoomsChanged(previous, removed);
+  }
+
+  /** The room list changed (whole, or one room added or removed). */
+  function afterRoomsChanged(previous: string | null, removed: string[]): void {
     if (previous && removed.includes(previous)) announce(`You no longer have access to ${previous}.`);
 
     if (rejoinPending) {
       rejoinPending = false;
       for (const room of state.joined) sendFrame({ type: 'join', room });
+      // Who is in the active room may have changed while we were away.
+      if (state.active && state.room(state.active)?.private) sendFrame({ type: 'members', room: state.active });
     }
     if (creating && state.room(creating)) {
       const room = creating;
       creating = null;
       roomsPanel.created();
       announce(`Room ${room} created.`);
+      selectRoom(room, true);
+      return;
+    }
+    if (accepting && state.room(accepting)) {
+      const room = accepting;
+      accepting = null;
+      announce(`You joined ${room}.`);
       selectRoom(room, true);
       return;
     }
@@ -187,6 +266,8 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     // Other errors are not tied to a request (the protocol has no request ids for
     // join / create / invite / remove), so show them and reset what might be waiting.
     creating = null;
+    accepting = null;
+    declining.clear();
     state.cancelLoadingOlder();
     showError(frame.message);
     renderMessages();
@@ -222,6 +303,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       state.joined.add(room);
       socket?.send({ type: 'join', room });
     }
+    if (state.room(room)?.private) socket?.send({ type: 'members', room });
     renderAll();
     if (focusComposer) composer.focus();
   }
@@ -260,6 +342,11 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     messages.show(room, room ? state.view(room) : null, room ? state.pendingIn(room) : [], state.user, scroll);
   }
 
+  function renderPeople(): void {
+    const room = state.active ? state.room(state.active) : undefined;
+    memberList.render(room, state.user, room ? state.members(room.name) : undefined, room ? state.online(room.name) : new Set());
+  }
+
   function renderComposer(): void {
     composer.update(state.active, socket?.state === 'connected');
   }
@@ -269,6 +356,9 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     roomTitle.textContent = room ? room.name : 'No room';
     document.title = room ? `${room.name} · Parley` : 'Parley';
     roomsPanel.update(room, room ? state.isOwner(room.name) : false);
+    renderPeople();
+    roomEvents.render(room ? state.events(room.name) : []);
+    invitations.render(state.invitations);
     renderRooms();
     renderMessages();
     renderComposer();
@@ -297,8 +387,13 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       state = new ChatState('');
       rejoinPending = false;
       creating = null;
+      accepting = null;
+      declining.clear();
       account.closeDialog();
       roomList.clear();
+      invitations.clear();
+      memberList.clear();
+      roomEvents.clear();
       messages.clear();
       roomsPanel.clear();
       composer.clear();

@@ -1,9 +1,10 @@
-// Room management forms: "New private room" in the sidebar, and the owner-only
-// invite / remove controls above the message log.
+// Room management forms: "New private room" in the sidebar, and the owner-only invite
+// form above the message log. Removing a member or cancelling an invitation is a button
+// in the member list (member-list.ts), never a free-text box.
 //
-// The protocol has no success reply to create / invite / remove — only an `error`
-// frame on failure, and (for create) a fresh `rooms` frame. So a create is confirmed
-// when the room appears in the list; invites and removals are reported as sent.
+// The protocol has no success reply to create / invite — only an `error` frame on
+// failure, a `room_added` frame for a create, and an "invited" line in the room for an
+// invitation. So a create is confirmed when the room appears in the list.
 import { NAME_PATTERN } from '../../shared/protocol.ts';
 import type { RoomInfo } from '../../shared/protocol.ts';
 import { byId } from './dom.ts';
@@ -12,7 +13,6 @@ import { showError } from './notices.ts';
 export type RoomActions = {
   create(room: string): boolean;
   invite(user: string): boolean;
-  remove(user: string): boolean;
 };
 
 export type RoomsPanel = {
@@ -31,20 +31,17 @@ export function createRoomsPanel(actions: RoomActions): RoomsPanel {
   const members = byId('members', HTMLElement);
   const inviteForm = byId('invite-form', HTMLFormElement);
   const inviteUser = byId('invite-user', HTMLInputElement);
-  const removeForm = byId('remove-form', HTMLFormElement);
-  const removeUser = byId('remove-user', HTMLInputElement);
   const meta = byId('room-meta', HTMLElement);
 
   onName(createForm, newRoom, 'Room names', (name) => actions.create(name));
   onName(inviteForm, inviteUser, 'Usernames', (name) => actions.invite(name) && clearInput(inviteUser));
-  onName(removeForm, removeUser, 'Usernames', (name) => actions.remove(name) && clearInput(removeUser));
 
   return {
     update(active, isOwner) {
       members.hidden = !(active?.private && isOwner);
       if (!active) meta.textContent = '';
       else if (!active.private) meta.textContent = 'Public room: everyone signed in can read and write here.';
-      else if (isOwner) meta.textContent = 'Private room you own: invite people by username.';
+      else if (isOwner) meta.textContent = 'Private room you own: invite people by username; they join once they accept.';
       else meta.textContent = `Private room owned by ${active.owner ?? 'nobody'}.`; // text only (ASVS 3.2.2)
     },
     created() {
@@ -53,7 +50,6 @@ export function createRoomsPanel(actions: RoomActions): RoomsPanel {
     clear() {
       createForm.reset();
       inviteForm.reset();
-      removeForm.reset();
       members.hidden = true;
       meta.textContent = '';
     },

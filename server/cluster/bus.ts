@@ -7,9 +7,18 @@
 // whether what is published now reaches every instance and this instance hears theirs; when
 // it stops hearing them, `onLost` fires once, and the caller closes every socket that relied
 // on it (1013), so clients reconnect, re-authorize and catch up from history.
-import type { MessageFrame } from '../../shared/protocol.ts';
+import type { MessageFrame, RoomEventFrame } from '../../shared/protocol.ts';
 
-export type { MessageFrame };
+export type { MessageFrame, RoomEventFrame };
+/** What goes to a room's subscribers on every instance: a chat message, or a join/leave/invite line. */
+export type RoomFrame = MessageFrame | RoomEventFrame;
+
+/**
+ * Who is online in `room` on the sending instance (every user with a socket joined to it
+ * there): the whole set for that room, so a lost notice is repaired by the next one, and
+ * re-sent every PRESENCE_REFRESH_SECONDS so an instance that died stops counting.
+ */
+export type PresenceNotice = { room: string; users: string[] };
 
 /** A session is named by its hash, so no raw session id ever leaves the process. */
 export type RevocationNotice =
@@ -20,12 +29,15 @@ export interface ClusterBus {
   /** True while a message published now reaches every instance and theirs reach this one. */
   readonly up: boolean;
   /** `json`: `frame` already serialized for the local fan-out, so it is not serialized twice. */
-  publishMessage(frame: MessageFrame, json?: string): void;
+  publishMessage(frame: RoomFrame, json?: string): void;
   /** A user's room list changed (create, invite, remove): every instance re-reads it for their sockets. */
   publishMembership(user: string): void;
   publishRevocation(notice: RevocationNotice): void;
+  publishPresence(notice: PresenceNotice): void;
   /** What *other* instances published; an instance never hears its own messages back. */
-  onMessage(deliver: (frame: MessageFrame) => void): void;
+  onMessage(deliver: (frame: RoomFrame) => void): void;
+  /** `from`: the sending instance, so its notices replace its earlier ones. */
+  onPresence(deliver: (from: string, notice: PresenceNotice) => void): void;
   onMembership(deliver: (user: string) => void): void;
   onRevocation(deliver: (notice: RevocationNotice) => void): void;
   /** This instance stopped hearing the others: anything they published since may be gone. */
@@ -38,7 +50,9 @@ export class LocalBus implements ClusterBus {
   publishMessage(): void {}
   publishMembership(): void {}
   publishRevocation(): void {}
+  publishPresence(): void {}
   onMessage(): void {}
+  onPresence(): void {}
   onMembership(): void {}
   onRevocation(): void {}
   onLost(): void {}

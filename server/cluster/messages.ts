@@ -5,18 +5,28 @@
 // skew on another instance cannot put an unchecked field in front of a user. A chat message
 // is the `message` frame of shared/protocol.ts — declared once, for the client and the bus.
 import * as v from 'valibot';
-import { MessageFrame, NAME_PATTERN } from '../../shared/protocol.ts';
-import type { RevocationNotice } from './bus.ts';
+import { MessageFrame, NAME_PATTERN, RoomEventFrame } from '../../shared/protocol.ts';
+import type { PresenceNotice, RevocationNotice, RoomFrame } from './bus.ts';
 
 /** Sanitized HTML of one message: the sanitizer's output for at most MAX_TEXT_LENGTH characters stays far below this. */
 const MAX_HTML_LENGTH = 64 * 1024;
 
 /** The outer body of every envelope: the sending instance (a random UUID) and what it says. */
 const Sent = v.strictObject({ from: v.pipe(v.string(), v.regex(/^[0-9a-f-]{36}$/)), body: v.unknown() });
-const BusMessage = v.pipe(
-  MessageFrame,
-  v.check((frame) => frame.html.length <= MAX_HTML_LENGTH && frame.ts > 0),
-);
+/** Users online in one room on one instance: bounded like a socket count, never unbounded input. */
+const MAX_PRESENCE_USERS = 100_000;
+
+const BusMessage = v.union([
+  v.pipe(
+    MessageFrame,
+    v.check((frame) => frame.html.length <= MAX_HTML_LENGTH && frame.ts > 0),
+  ),
+  RoomEventFrame,
+]);
+const Presence = v.strictObject({
+  room: v.pipe(v.string(), v.regex(NAME_PATTERN)),
+  users: v.pipe(v.array(v.pipe(v.string(), v.regex(NAME_PATTERN))), v.maxLength(MAX_PRESENCE_USERS)),
+});
 const Revocation = v.variant('kind', [
   // A session id's SHA-256, base64url (server/store/session-id.ts).
   v.strictObject({ kind: v.literal('session'), sidHash: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/)), reason: v.picklist(['logout', 'expired']) }),
@@ -44,6 +54,7 @@ export function sentJson(from: string, bodyJson: string): string {
   return `{"from":${JSON.stringify(from)},"body":${bodyJson}}`;
 }
 
-export const messageFrom = (body: unknown): MessageFrame | undefined => parsed(BusMessage, body);
+export const messageFrom = (body: unknown): RoomFrame | undefined => parsed(BusMessage, body);
+export const presenceFrom = (body: unknown): PresenceNotice | undefined => parsed(Presence, body);
 export const revocationFrom = (body: unknown): RevocationNotice | undefined => parsed(Revocation, body);
 export const membershipFrom = (body: unknown): string | undefined => parsed(Membership, body)?.user;

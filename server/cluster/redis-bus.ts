@@ -1,5 +1,5 @@
-// The cluster bus over Redis pub/sub (REDIS_URL): three channels — room messages, membership
-// changes, session revocations. Each instance has a random id; it publishes with it and
+// The cluster bus over Redis pub/sub (REDIS_URL): four channels — room messages (and room
+// event lines), membership changes, session revocations, presence. Each instance has a random id; it publishes with it and
 // ignores what comes back with it, so its own sockets get a message exactly once (they got it
 // locally, without waiting for Redis).
 //
@@ -18,11 +18,11 @@
 import crypto from 'node:crypto';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { RedisClient } from '../store/redis.ts';
-import type { ClusterBus, MessageFrame, RevocationNotice } from './bus.ts';
+import type { ClusterBus, PresenceNotice, RevocationNotice, RoomFrame } from './bus.ts';
 import { seal, unseal, type BusKey } from './envelope.ts';
-import { membershipFrom, messageFrom, parseSent, revocationFrom, sentJson } from './messages.ts';
+import { membershipFrom, messageFrom, parseSent, presenceFrom, revocationFrom, sentJson } from './messages.ts';
 
-const CHANNELS = { rooms: 'parley:rooms', membership: 'parley:membership', revocations: 'parley:revocations' } as const;
+const CHANNELS = { rooms: 'parley:rooms', membership: 'parley:membership', revocations: 'parley:revocations', presence: 'parley:presence' } as const;
 type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];
 
 /** `outboxLimit`: envelopes kept while the publishing connection is down; past it the oldest are dropped (logged). `badLogIntervalMs`: bad envelopes are logged at most once per interval per channel, with a count. */
@@ -34,7 +34,8 @@ export class RedisBus implements ClusterBus {
   readonly #sub: RedisClient;
   readonly #key: BusKey;
   readonly #log: AuditLog;
-  readonly #messageListeners: Array<(frame: MessageFrame) => void> = [];
+  readonly #messageListeners: Array<(frame: RoomFrame) => void> = [];
+  readonly #presenceListeners: Array<(notice: PresenceNotice, from: string) => void> = [];
   readonly #membershipListeners: Array<(user: string) => void> = [];
   readonly #revocationListeners: Array<(notice: RevocationNotice) => void> = [];
   readonly #lostListeners: Array<() => void> = [];
@@ -59,6 +60,7 @@ export class RedisBus implements ClusterBus {
     await this.#sub.subscribe(CHANNELS.rooms, (raw) => this.#receive(CHANNELS.rooms, raw, messageFrom, this.#messageListeners));
     await this.#sub.subscribe(CHANNELS.membership, (raw) => this.#receive(CHANNELS.membership, raw, membershipFrom, this.#membershipListeners));
     await this.#sub.subscribe(CHANNELS.revocations, (raw) => this.#receive(CHANNELS.revocations, raw, revocationFrom, this.#revocationListeners));
+    await this.#sub.subscribe(CHANNELS.presence, (raw) => this.#receive(CHANNELS.presence, raw, presenceFrom, this.#presenceListeners));
     this.#hearing = true;
     // 'error' covers a reset, a refused reconnect and a PING left unanswered (redis.ts); by the
     // time it is emitted the client is no longer ready.
@@ -76,7 +78,7 @@ export class RedisBus implements ClusterBus {
     return this.#pub.isReady && this.#sub.isReady;
   }
 
-  publishMessage(frame: MessageFrame, json?: string): void {
+  publishMessage(frame: RoomFrame, json?: string): void {
     this.#publish(CHANNELS.rooms, json ?? JSON.stringify(frame));
   }
 
@@ -88,8 +90,15 @@ export class RedisBus implements ClusterBus {
     this.#publish(CHANNELS.revocations, JSON.stringify(notice));
   }
 
-  onMessage(deliver: (frame: MessageFrame) => void): void {
+  publishPresence(notice: PresenceNotice): void {
+    this.#publish(CHANNELS.presence, JSON.stringify(notice));
+  }
+
+  onMessage(deliver: (frame: RoomFrame) => void): void {
     this.#messageListeners.push(deliver);
+  }
+  onPresence(deliver: (from: string, notice: PresenceNotice) => void): void {
+    this.#presenceListeners.push((notice, from) => deliver(from, notice));
   }
   onMembership(deliver: (user: string) => void): void {
     this.#membershipListeners.push(deliver);
@@ -108,13 +117,13 @@ export class RedisBus implements ClusterBus {
     for (const listener of this.#lostListeners) listener();
   }
 
-  #receive<T>(channel: Channel, raw: string, parse: (body: unknown) => T | undefined, listeners: Array<(value: T) => void>): void {
+  #receive<T>(channel: Channel, raw: string, parse: (body: unknown) => T | undefined, listeners: Array<(value: T, from: string) => void>): void {
     const json = unseal(this.#key, channel, raw);
     const sent = json === undefined ? undefined : parseSent(json);
     const value = sent === undefined ? undefined : parse(sent.body);
     if (sent === undefined || value === undefined) return this.#dropped(channel, json === undefined ? 'bad_mac' : 'bad_shape');
     if (sent.from === this.instance) return;
-    for (const deliver of listeners) deliver(value);
+    for (const deliver of listeners) deliver(value, sent.from);
   }
 
   /** Logged once per burst: a flood of forged envelopes must not become a flood of log lines. */

@@ -2,10 +2,25 @@
 // with the schema of server/store/sqlite.ts. Sessions live here too unless REDIS_URL is
 // set (then in Redis: server/store/redis.ts). Why: docs/decisions/008-scale-out.md.
 import pg from 'pg';
-import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
+import { LOBBY, type Invitation, type RoomInfo } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import { SqlSessionStore, type SessionRows } from './sql-sessions.ts';
-import { StoreUnavailableError, type HistoryPage, type NewMessage, type ParleyStore, type Posted, type Room, type User, type SessionExpiry } from './store.ts';
+import {
+  StoreUnavailableError,
+  type Accepted,
+  type Created,
+  type HistoryPage,
+  type Invited,
+  type Members,
+  type NewMessage,
+  type ParleyStore,
+  type Posted,
+  type Removed,
+  type Room,
+  type RoomCaps,
+  type User,
+  type SessionExpiry,
+} from './store.ts';
 
 /**
  * Versioned migrations, applied in order at start and recorded in schema_migrations.
@@ -53,6 +68,17 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE users ADD COLUMN credential_version INTEGER NOT NULL DEFAULT 1;
    ALTER TABLE messages ADD COLUMN client_id TEXT;
    CREATE UNIQUE INDEX messages_client_id ON messages("user", room, client_id) WHERE client_id IS NOT NULL;`,
+  // Rooms with consent: an invitation is pending until the invitee accepts it (then it becomes
+  // a row of members) or declines it. Indexes for the caps: rooms per owner, invitations per invitee.
+  `CREATE TABLE invitations (
+     room TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+     "user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     inviter TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     invited_at BIGINT NOT NULL,
+     PRIMARY KEY (room, "user")
+   );
+   CREATE INDEX invitations_user ON invitations("user", invited_at);
+   CREATE INDEX rooms_owner ON rooms(owner);`,
 ];
 
 /** pg_advisory_xact_lock key: "parley" in ASCII. Two instances starting together take turns. */
@@ -229,18 +255,158 @@ export class PostgresStore implements ParleyStore {
     return rows[0].credential_version;
   }
 
-  async createRoom(name: string, owner: string, now: number): Promise<boolean> {
-    // One statement, so one transaction: the room and its owner's membership, or neither.
-    const { rows } = await this.#query<{ created: boolean }>(
-      `WITH created AS (
-         INSERT INTO rooms (name, owner, private, created_at) VALUES ($1, $2, true, $3) ON CONFLICT DO NOTHING RETURNING name
+  async createRoom(name: string, owner: string, now: number, caps: RoomCaps): Promise<Created> {
+    // One statement, so one transaction: the caps read, the room and its owner's membership.
+    // (Under READ COMMITTED two creates of the same owner at the same instant can both pass
+    // the count: a cap may be exceeded by the owner's concurrent frames, which the per-user
+    // frame rate bounds.)
+    const { rows } = await this.#query<{ created: boolean; owned: string; memberships: string }>(
+      `WITH caps AS (
+         SELECT (SELECT count(*) FROM rooms WHERE owner = $2) AS owned, (SELECT count(*) FROM members WHERE "user" = $2) AS memberships
+       ), created AS (
+         INSERT INTO rooms (name, owner, private, created_at) SELECT $1, $2, true, $3 FROM caps WHERE owned < $4 AND memberships < $5
+         ON CONFLICT DO NOTHING RETURNING name
        ), member AS (
          INSERT INTO members (room, "user", added_at) SELECT name, $2, $3 FROM created ON CONFLICT DO NOTHING
        )
-       SELECT EXISTS (SELECT 1 FROM created) AS created`,
-      [name, owner, now],
+       SELECT EXISTS (SELECT 1 FROM created) AS created, (SELECT owned FROM caps) AS owned, (SELECT memberships FROM caps) AS memberships`,
+      [name, owner, now, caps.roomsPerOwner, caps.membershipsPerUser],
     );
-    return rows[0]?.created === true;
+    const row = rows[0];
+    if (row?.created) return 'created';
+    if (await this.findRoom(name)) return 'exists';
+    if (Number(row?.owned) >= caps.roomsPerOwner) return 'too_many_rooms';
+    if (Number(row?.memberships) >= caps.membershipsPerUser) return 'too_many_memberships';
+    return 'exists';
+  }
+
+  async invite(room: string, from: string, user: string, now: number, caps: RoomCaps): Promise<Invited> {
+    // Authorization (owner of a private room), consent state and the invitee's cap, in the insert itself.
+    const inserted = await this.#query(
+      `INSERT INTO invitations (room, "user", inviter, invited_at)
+       SELECT r.name, $3::text, $2::text, $4::bigint FROM rooms r
+       WHERE r.name = $1::text AND r.private AND r.owner = $2::text
+         AND NOT EXISTS (SELECT 1 FROM members m WHERE m.room = r.name AND m."user" = $3::text)
+         AND (SELECT count(*) FROM invitations i WHERE i."user" = $3::text) < $5
+       ON CONFLICT DO NOTHING`,
+      [room, from, user, now, caps.pendingPerInvitee],
+    );
+    if (inserted.rowCount === 1) return 'invited';
+    // Nothing stored: say why (these reads only name the refusal; nothing is acted on them).
+    const { rows } = await this.#query<{ owns: boolean; member: boolean; invited: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM rooms WHERE name = $1 AND private AND owner = $2) AS owns,
+              EXISTS (SELECT 1 FROM members WHERE room = $1 AND "user" = $3) AS member,
+              EXISTS (SELECT 1 FROM invitations WHERE room = $1 AND "user" = $3) AS invited`,
+      [room, from, user],
+    );
+    const why = rows[0];
+    if (!why?.owns) return 'forbidden';
+    if (why.member) return 'already_member';
+    if (why.invited) return 'already_invited';
+    return 'too_many_invitations';
+  }
+
+  /**
+   * A transaction that first takes the lock of one (room, user) pair. An owner's `remove` is
+   * two deletes (the membership, else the invitation); without the lock an `accept` could
+   * commit between them and leave a membership the owner had just cancelled.
+   */
+  async #pairLocked<T>(room: string, user: string, work: (query: Query) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      if (!isUnavailable(error)) throw error;
+      this.#markDown(error);
+      throw new StoreUnavailableError('postgres', error);
+    }
+    const query: Query = async (text, values) => {
+      try {
+        return await client.query(text, values);
+      } catch (error) {
+        if (!isUnavailable(error)) throw error;
+        this.#markDown(error);
+        throw new StoreUnavailableError('postgres', error);
+      }
+    };
+    try {
+      await query('BEGIN');
+      await query(`SELECT pg_advisory_xact_lock(hashtext('parley:pair'), hashtext($1 || '/' || $2))`, [room, user]);
+      const result = await work(query);
+      await query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async accept(room: string, user: string, now: number, caps: RoomCaps): Promise<Accepted> {
+    return this.#pairLocked(room, user, (query) => this.#accept(query, room, user, now, caps));
+  }
+
+  async #accept(query: Query, room: string, user: string, now: number, caps: RoomCaps): Promise<Accepted> {
+    // One statement: the invitation is deleted and the membership inserted together, only if
+    // the invitation still exists (a concurrent decline, cancel or second accept finds it gone).
+    const { rows } = await query<{ joined: boolean; invited: boolean }>(
+      `WITH taken AS (
+         DELETE FROM invitations i WHERE i.room = $1 AND i."user" = $2
+           AND (SELECT count(*) FROM members m WHERE m."user" = $2) < $4
+         RETURNING i.room
+       ), joined AS (
+         INSERT INTO members (room, "user", added_at) SELECT room, $2, $3 FROM taken ON CONFLICT DO NOTHING
+       )
+       SELECT EXISTS (SELECT 1 FROM taken) AS joined,
+              EXISTS (SELECT 1 FROM invitations WHERE room = $1 AND "user" = $2) AS invited`,
+      [room, user, now, caps.membershipsPerUser],
+    );
+    if (rows[0]?.joined) return 'joined';
+    return rows[0]?.invited ? 'too_many_memberships' : 'no_such_invitation';
+  }
+
+  async decline(room: string, user: string): Promise<boolean> {
+    return (await this.#query('DELETE FROM invitations WHERE room = $1 AND "user" = $2', [room, user])).rowCount === 1;
+  }
+
+  async leave(room: string, user: string): Promise<boolean> {
+    // The owner's membership is never deleted: the statement compares it itself.
+    const result = await this.#query(
+      `DELETE FROM members WHERE room = $1::text AND "user" = $2::text AND $2::text <> COALESCE((SELECT owner FROM rooms WHERE name = $1::text), '')`,
+      [room, user],
+    );
+    return result.rowCount === 1;
+  }
+
+  async removeMember(room: string, user: string): Promise<Removed> {
+    return this.#pairLocked(room, user, async (query) => {
+      const left = await query(
+        `DELETE FROM members WHERE room = $1::text AND "user" = $2::text AND $2::text <> COALESCE((SELECT owner FROM rooms WHERE name = $1::text), '')`,
+        [room, user],
+      );
+      if (left.rowCount === 1) return 'member';
+      const cancelled = await query('DELETE FROM invitations WHERE room = $1 AND "user" = $2', [room, user]);
+      return cancelled.rowCount === 1 ? 'invitation' : 'none';
+    });
+  }
+
+  async invitationsFor(user: string): Promise<Invitation[]> {
+    const { rows } = await this.#query<{ room: string; inviter: string }>(
+      'SELECT room, inviter FROM invitations WHERE "user" = $1 ORDER BY invited_at, room',
+      [user],
+    );
+    return rows.map((row) => ({ room: row.room, from: row.inviter }));
+  }
+
+  async membersOf(room: string): Promise<Members> {
+    const { rows } = await this.#query<{ user: string; pending: boolean }>(
+      `SELECT "user", false AS pending FROM members WHERE room = $1
+       UNION ALL SELECT "user", true AS pending FROM invitations WHERE room = $1
+       ORDER BY 1`,
+      [room],
+    );
+    return { members: rows.filter((r) => !r.pending).map((r) => r.user), invited: rows.filter((r) => r.pending).map((r) => r.user) };
   }
 
   async findRoom(name: string): Promise<Room | undefined> {
@@ -266,14 +432,6 @@ export class PostgresStore implements ParleyStore {
   async isMember(room: string, user: string): Promise<boolean> {
     const { rows } = await this.#query('SELECT 1 FROM members WHERE room = $1 AND "user" = $2', [room, user]);
     return rows.length > 0;
-  }
-
-  async addMember(room: string, user: string, now: number): Promise<void> {
-    await this.#query('INSERT INTO members (room, "user", added_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [room, user, now]);
-  }
-
-  async removeMember(room: string, user: string): Promise<void> {
-    await this.#query('DELETE FROM members WHERE room = $1 AND "user" = $2', [room, user]);
   }
 
   async addMessage({ room, user, html, ts, clientId }: NewMessage): Promise<Posted> {

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
 import { SqlSessionStore, type SessionRows } from './sql-sessions.ts';
-import type { HistoryPage, NewMessage, ParleyStore, Posted, Room, User, SessionExpiry } from './store.ts';
+import type { Accepted, Created, HistoryPage, Invited, Members, NewMessage, ParleyStore, Posted, Removed, Room, RoomCaps, User, SessionExpiry } from './store.ts';
+import type { Invitation } from '../../shared/protocol.ts';
 
 /** Versioned migrations, applied in order at start; PRAGMA user_version records the last one. */
 const MIGRATIONS: string[] = [
@@ -49,6 +50,17 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE users ADD COLUMN credential_version INTEGER NOT NULL DEFAULT 1;
    ALTER TABLE messages ADD COLUMN client_id TEXT;
    CREATE UNIQUE INDEX messages_client_id ON messages(user, room, client_id) WHERE client_id IS NOT NULL;`,
+  // Rooms with consent: an invitation is pending until the invitee accepts it (then it becomes
+  // a row of members) or declines it. Indexes for the caps: rooms per owner, invitations per invitee.
+  `CREATE TABLE invitations (
+     room TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+     user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     inviter TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     invited_at INTEGER NOT NULL,
+     PRIMARY KEY (room, user)
+   ) STRICT, WITHOUT ROWID;
+   CREATE INDEX invitations_user ON invitations(user, invited_at);
+   CREATE INDEX rooms_owner ON rooms(owner);`,
 ];
 
 function migrate(db: DatabaseSync): void {
@@ -117,7 +129,32 @@ export class SqliteStore implements ParleyStore {
       ),
       isMember: db.prepare('SELECT 1 AS yes FROM members WHERE room = ? AND user = ?'),
       addMember: db.prepare('INSERT INTO members (room, user, added_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
-      removeMember: db.prepare('DELETE FROM members WHERE room = ? AND user = ?'),
+      ownedCount: db.prepare('SELECT count(*) AS n FROM rooms WHERE owner = ?'),
+      memberCount: db.prepare('SELECT count(*) AS n FROM members WHERE user = ?'),
+      roomExists: db.prepare('SELECT 1 AS yes FROM rooms WHERE name = ?'),
+      // Authorization (owner of a private room), consent state and the invitee's cap, in the insert itself.
+      invite: db.prepare(
+        `INSERT INTO invitations (room, user, inviter, invited_at)
+         SELECT r.name, ?3, ?2, ?4 FROM rooms r
+         WHERE r.name = ?1 AND r.private = 1 AND r.owner = ?2
+           AND NOT EXISTS (SELECT 1 FROM members m WHERE m.room = r.name AND m.user = ?3)
+           AND (SELECT count(*) FROM invitations i WHERE i.user = ?3) < ?5
+         ON CONFLICT DO NOTHING`,
+      ),
+      invitationExists: db.prepare('SELECT 1 AS yes FROM invitations WHERE room = ? AND user = ?'),
+      ownsPrivate: db.prepare('SELECT 1 AS yes FROM rooms WHERE name = ? AND private = 1 AND owner = ?'),
+      acceptInsert: db.prepare(
+        `INSERT INTO members (room, user, added_at)
+         SELECT i.room, i.user, ?3 FROM invitations i
+         WHERE i.room = ?1 AND i.user = ?2 AND (SELECT count(*) FROM members m WHERE m.user = ?2) < ?4
+         ON CONFLICT DO NOTHING`,
+      ),
+      deleteInvitation: db.prepare('DELETE FROM invitations WHERE room = ? AND user = ?'),
+      // The owner's membership is never deleted: the statement compares it itself.
+      leave: db.prepare("DELETE FROM members WHERE room = ?1 AND user = ?2 AND ?2 <> COALESCE((SELECT owner FROM rooms WHERE name = ?1), '')"),
+      invitationsFor: db.prepare('SELECT room, inviter FROM invitations WHERE user = ? ORDER BY invited_at, room'),
+      membersOf: db.prepare('SELECT user FROM members WHERE room = ? ORDER BY user'),
+      invitedTo: db.prepare('SELECT user FROM invitations WHERE room = ? ORDER BY user'),
       // Authorization and insert in one statement: the sender may post at the moment of the insert.
       addMessage: db.prepare(
         `INSERT INTO messages (room, user, html, ts, client_id)
@@ -148,17 +185,75 @@ export class SqliteStore implements ParleyStore {
     return row.credential_version;
   }
 
-  async createRoom(name: string, owner: string, now: number): Promise<boolean> {
+  /** One write transaction (SQLite has one writer): the caps read and the insert see the same state. */
+  #transaction<T>(work: () => T): T {
     this.#db.exec('BEGIN IMMEDIATE');
     try {
-      const created = this.#q['createRoom']!.run(name, owner, now).changes === 1;
-      if (created) this.#q['addMember']!.run(name, owner, now);
+      const result = work();
       this.#db.exec('COMMIT');
-      return created;
+      return result;
     } catch (error) {
       this.#db.exec('ROLLBACK');
       throw error;
     }
+  }
+
+  #count(query: string, value: string): number {
+    return Number((this.#q[query]!.get(value) as { n: number }).n);
+  }
+
+  async createRoom(name: string, owner: string, now: number, caps: RoomCaps): Promise<Created> {
+    return this.#transaction(() => {
+      if (this.#q['roomExists']!.get(name)) return 'exists';
+      if (this.#count('ownedCount', owner) >= caps.roomsPerOwner) return 'too_many_rooms';
+      if (this.#count('memberCount', owner) >= caps.membershipsPerUser) return 'too_many_memberships';
+      if (this.#q['createRoom']!.run(name, owner, now).changes !== 1) return 'exists';
+      this.#q['addMember']!.run(name, owner, now);
+      return 'created';
+    });
+  }
+
+  async invite(room: string, from: string, user: string, now: number, caps: RoomCaps): Promise<Invited> {
+    if (this.#q['invite']!.run(room, from, user, now, caps.pendingPerInvitee).changes === 1) return 'invited';
+    // Nothing stored: say why (these reads only name the refusal; nothing is acted on them).
+    if (!this.#q['ownsPrivate']!.get(room, from)) return 'forbidden';
+    if (this.#q['isMember']!.get(room, user)) return 'already_member';
+    if (this.#q['invitationExists']!.get(room, user)) return 'already_invited';
+    return 'too_many_invitations';
+  }
+
+  async accept(room: string, user: string, now: number, caps: RoomCaps): Promise<Accepted> {
+    return this.#transaction(() => {
+      if (this.#q['acceptInsert']!.run(room, user, now, caps.membershipsPerUser).changes === 1) {
+        this.#q['deleteInvitation']!.run(room, user);
+        return 'joined';
+      }
+      return this.#q['invitationExists']!.get(room, user) ? 'too_many_memberships' : 'no_such_invitation';
+    });
+  }
+
+  async decline(room: string, user: string): Promise<boolean> {
+    return this.#q['deleteInvitation']!.run(room, user).changes === 1;
+  }
+
+  async leave(room: string, user: string): Promise<boolean> {
+    return this.#q['leave']!.run(room, user).changes === 1;
+  }
+
+  async removeMember(room: string, user: string): Promise<Removed> {
+    if (this.#q['leave']!.run(room, user).changes === 1) return 'member';
+    return this.#q['deleteInvitation']!.run(room, user).changes === 1 ? 'invitation' : 'none';
+  }
+
+  async invitationsFor(user: string): Promise<Invitation[]> {
+    return (this.#q['invitationsFor']!.all(user) as Array<{ room: string; inviter: string }>).map((row) => ({ room: row.room, from: row.inviter }));
+  }
+
+  async membersOf(room: string): Promise<Members> {
+    return {
+      members: (this.#q['membersOf']!.all(room) as Array<{ user: string }>).map((row) => row.user),
+      invited: (this.#q['invitedTo']!.all(room) as Array<{ user: string }>).map((row) => row.user),
+    };
   }
 
   async findRoom(name: string): Promise<Room | undefined> {
@@ -173,14 +268,6 @@ export class SqliteStore implements ParleyStore {
 
   async isMember(room: string, user: string): Promise<boolean> {
     return this.#q['isMember']!.get(room, user) !== undefined;
-  }
-
-  async addMember(room: string, user: string, now: number): Promise<void> {
-    this.#q['addMember']!.run(room, user, now);
-  }
-
-  async removeMember(room: string, user: string): Promise<void> {
-    this.#q['removeMember']!.run(room, user);
   }
 
   async addMessage({ room, user, html, ts, clientId }: NewMessage): Promise<Posted> {

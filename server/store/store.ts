@@ -3,7 +3,7 @@
 // Redis sessions) implement the same shape. Every method is async so an implementation
 // over the network fits without changing a caller.
 import type { SessionData, Store as SessionStore } from 'express-session';
-import type { ChatMessage, RoomInfo } from '../../shared/protocol.ts';
+import type { ChatMessage, Invitation, RoomInfo } from '../../shared/protocol.ts';
 
 // What a signed-in session holds. Declared here, the lowest layer that reads it (the session
 // stores check the deadline and the credential version on every read); http/ and ws/ use it.
@@ -47,6 +47,15 @@ export type NewMessage = { room: string; user: string; html: string; ts: number;
  */
 export type Posted = { ok: true; id: number; duplicate: boolean } | { ok: false };
 
+/** Caps on what one user may hold or put in front of another (ROOMS_PER_OWNER, …: config.ts). */
+export type RoomCaps = { roomsPerOwner: number; membershipsPerUser: number; pendingPerInvitee: number };
+export type Created = 'created' | 'exists' | 'too_many_rooms' | 'too_many_memberships';
+export type Invited = 'invited' | 'already_member' | 'already_invited' | 'too_many_invitations' | 'forbidden';
+export type Accepted = 'joined' | 'no_such_invitation' | 'too_many_memberships';
+/** The owner's `remove`: a member removed, a pending invitation cancelled, or neither existed. */
+export type Removed = 'member' | 'invitation' | 'none';
+export type Members = { members: string[]; invited: string[] };
+
 /** When a session ends, from its data (policy: server/http/session.ts sessionExpiresAt). */
 export type SessionExpiry = (data: SessionData) => number;
 
@@ -69,13 +78,30 @@ export interface ParleyStore {
   /** Sets the hash and moves the credential version on, in one statement; resolves the new version. */
   setPasswordHash(name: string, passwordHash: string): Promise<number>;
 
-  createRoom(name: string, owner: string, now: number): Promise<boolean>;
+  /** Creates a private room with its owner as a member, if the owner's caps allow it (checked in the same transaction). */
+  createRoom(name: string, owner: string, now: number, caps: RoomCaps): Promise<Created>;
   findRoom(name: string): Promise<Room | undefined>;
   /** The lobby plus every private room the user belongs to. */
   roomsFor(user: string): Promise<RoomInfo[]>;
   isMember(room: string, user: string): Promise<boolean>;
-  addMember(room: string, user: string, now: number): Promise<void>;
-  removeMember(room: string, user: string): Promise<void>;
+  /**
+   * A pending invitation, never a membership: stored only if, in the same statement, `from`
+   * owns the private room, `user` is neither a member nor already invited, and `user` holds
+   * fewer than `caps.pendingPerInvitee` pending invitations.
+   */
+  invite(room: string, from: string, user: string, now: number, caps: RoomCaps): Promise<Invited>;
+  /** The invitation becomes a membership and is deleted, in one transaction, only if it still exists and the cap allows it. */
+  accept(room: string, user: string, now: number, caps: RoomCaps): Promise<Accepted>;
+  /** Deletes the invitation; false if there was none. */
+  decline(room: string, user: string): Promise<boolean>;
+  /** Ends a membership, never the owner's (the statement checks it); false if nothing was deleted. */
+  leave(room: string, user: string): Promise<boolean>;
+  /** The owner's removal: the membership (never the owner's) or else the pending invitation. */
+  removeMember(room: string, user: string): Promise<Removed>;
+  /** Pending invitations of a user, oldest first. */
+  invitationsFor(user: string): Promise<Invitation[]>;
+  /** Members (owner included) and pending invitees of a room, by name. */
+  membersOf(room: string): Promise<Members>;
 
   /**
    * Commits the message if, at that moment, the room exists and the sender may post there

@@ -6,19 +6,20 @@
 // message twice.
 import type { ServerFrame } from '../../shared/protocol.ts';
 import type { ClusterBus } from '../cluster/bus.ts';
-import { Fanout } from './fanout.ts';
+import { Fanout, type LiveListener } from './fanout.ts';
 
 export class ClusterFanout extends Fanout {
   readonly #bus: ClusterBus;
 
-  constructor(bus: ClusterBus) {
-    super();
+  constructor(bus: ClusterBus, onLive?: LiveListener) {
+    super(onLive);
     this.#bus = bus;
     bus.onMessage((frame) => super.broadcast(frame.room, frame));
   }
 
   override broadcast(room: string, frame: ServerFrame): void {
-    if (frame.type !== 'message') return super.broadcast(room, frame);
+    // Chat messages and room event lines reach every instance; anything else is local.
+    if (frame.type !== 'message' && frame.type !== 'room_event') return super.broadcast(room, frame);
     const json = JSON.stringify(frame);
     super.broadcast(room, frame, json);
     this.#bus.publishMessage(frame, json);

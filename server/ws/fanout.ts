@@ -11,12 +11,20 @@
 import type { ServerFrame } from '../../shared/protocol.ts';
 import { textFrame, type Connection } from './connection.ts';
 
+/** Told when a subscription goes live or a live one ends (presence follows it: ws/presence.ts). */
+export type LiveListener = (room: string, connection: Connection, live: boolean) => void;
+
 export class Fanout {
+  readonly #onLive: LiveListener | undefined;
   /** room → connections that receive its messages. */
   readonly #rooms = new Map<string, Set<Connection>>();
   /** connection → rooms it receives, and rooms it asked for that are still being checked. */
   readonly #active = new Map<Connection, Set<string>>();
   readonly #pending = new Map<Connection, Set<string>>();
+
+  constructor(onLive?: LiveListener) {
+    this.#onLive = onLive;
+  }
 
   /** Start a subscription that receives nothing until activate(); call before the membership check. */
   reserve(room: string, connection: Connection): void {
@@ -33,13 +41,17 @@ export class Fanout {
     if (!remove(this.#pending, connection, room)) return false;
     add(this.#active, connection, room);
     add(this.#rooms, room, connection);
+    this.#onLive?.(room, connection, true);
     return true;
   }
 
   /** Ends a subscription, live or pending. */
   drop(room: string, connection: Connection): void {
     remove(this.#pending, connection, room);
-    if (remove(this.#active, connection, room)) remove(this.#rooms, room, connection);
+    if (remove(this.#active, connection, room)) {
+      remove(this.#rooms, room, connection);
+      this.#onLive?.(room, connection, false);
+    }
   }
 
   dropAll(connection: Connection): void {

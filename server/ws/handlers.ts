@@ -5,14 +5,23 @@
 // allows (docs/decisions/015-authorize-before-act.md): a subscription receives nothing until
 // the check confirms it, a message is inserted by a statement that checks membership itself,
 // and a history page read after a check is checked again before it is sent.
-import { LOBBY, type ClientFrame, type ErrorCode } from '../../shared/protocol.ts';
+//
+// Rooms with consent (docs/decisions/018-rooms-with-consent.md): `invite` stores a pending
+// invitation, never a membership; `accept` turns it into one in the store's own transaction;
+// the caps and the owner check are part of the statements that act. Room-list changes go out
+// as per-socket deltas (room-lists.ts); presence and the join/leave/invite lines go through
+// the Fanout to the room's live subscribers only, exactly like messages.
+import { LOBBY, type ClientFrame, type ErrorCode, type RoomEvent } from '../../shared/protocol.ts';
 import type { AuditLog } from '../security/audit-log.ts';
+import type { TokenBuckets } from '../security/rate-limit.ts';
 import type { RepeatLog } from '../security/repeat-log.ts';
 import type { RenderMessage } from '../security/render-message.ts';
-import { StoreUnavailableError, type ParleyStore } from '../store/store.ts';
+import { StoreUnavailableError, type ParleyStore, type RoomCaps } from '../store/store.ts';
 import type { Connection } from './connection.ts';
 import type { Fanout } from './fanout.ts';
+import type { Presence } from './presence.ts';
 import type { Registry } from './registry.ts';
+import type { RoomLists } from './room-lists.ts';
 
 export type HandlerDeps = {
   store: ParleyStore;
@@ -24,6 +33,12 @@ export type HandlerDeps = {
   /** Refusals a socket repeats are logged once per window (security/repeat-log.ts). */
   logRepeated: RepeatLog;
   historyPageSize: number;
+  /** Each socket's room list and invitations, told as changes. */
+  roomLists: RoomLists;
+  presence: Presence;
+  caps: RoomCaps;
+  /** Invitations per inviter (INVITATIONS_PER_HOUR), per instance like the message rate. */
+  inviteBuckets: TokenBuckets;
   /** With several instances: tell the others that this user's rooms changed. */
   onMembershipChanged?: ((user: string) => void) | undefined;
 };
@@ -36,7 +51,14 @@ const NOT_A_MEMBER: Refusal = { ok: false, code: 'forbidden', message: 'You are 
 
 type Handler<T extends ClientFrame['type']> = (connection: Connection, frame: Extract<ClientFrame, { type: T }>) => Promise<void>;
 
-export function createHandlers({ store, fanout, registry, renderMessage, log, logRepeated, historyPageSize, onMembershipChanged }: HandlerDeps) {
+const CREATE_REFUSALS = {
+  exists: ['room_exists', 'A room with that name exists.'],
+  too_many_rooms: ['too_many_rooms', 'You own as many rooms as allowed. Leave one to others or ask an administrator.'],
+  too_many_memberships: ['too_many_memberships', 'You are in as many rooms as allowed. Leave one first.'],
+} as const;
+
+export function createHandlers(deps: HandlerDeps) {
+  const { store, fanout, registry, renderMessage, log, logRepeated, historyPageSize, roomLists, presence, caps, inviteBuckets, onMembershipChanged } = deps;
   async function access(room: string, user: string): Promise<Access> {
     const found = await store.findRoom(room);
     if (!found) return NO_SUCH_ROOM;
@@ -51,16 +73,20 @@ export function createHandlers({ store, fanout, registry, renderMessage, log, lo
     connection.sendError(result.code, result.message, clientId);
   }
 
-  /** Tell every socket of `user` its current room list; drop subscriptions (live or pending) it lost. */
-  async function pushRooms(user: string): Promise<void> {
-    const sockets = registry.ofUser(user);
-    if (sockets.size === 0) return;
-    const rooms = await store.roomsFor(user);
-    const names = new Set(rooms.map((r) => r.name));
-    for (const connection of sockets) {
-      for (const room of fanout.roomsOf(connection)) if (!names.has(room)) fanout.drop(room, connection);
-      connection.send({ type: 'rooms', user, rooms });
-    }
+  /** The user's rooms or invitations changed: their sockets here get the difference, the other instances are told. */
+  async function changed(user: string): Promise<void> {
+    onMembershipChanged?.(user);
+    await roomLists.push(user);
+  }
+
+  /** A line in the room for its live subscribers (on every instance), authorized like a message. */
+  function event(room: string, kind: RoomEvent, user: string, by?: string): void {
+    fanout.broadcast(room, { type: 'room_event', room, event: kind, user, ...(by !== undefined ? { by } : {}), ts: Date.now() });
+  }
+
+  /** Fail safe: this instance stops delivering the room to them before the store forgets them. */
+  function unsubscribe(room: string, user: string): void {
+    for (const socket of registry.ofUser(user)) fanout.drop(room, socket);
   }
 
   /** Sends a history page only if the reader may still read the room once it is read. */
@@ -84,8 +110,10 @@ export function createHandlers({ store, fanout, registry, renderMessage, log, lo
       }
       if (!(await sendHistory(connection, room))) {
         fanout.drop(room, connection);
-        refuse(connection, NOT_A_MEMBER, room);
+        return refuse(connection, NOT_A_MEMBER, room);
       }
+      // Presence goes only to a socket whose join was authorized (and is still live).
+      if (fanout.roomsOf(connection).includes(room)) connection.send({ type: 'presence', room, online: presence.online(room) });
     },
 
     async history(connection, { room, before }) {
@@ -115,40 +143,108 @@ export function createHandlers({ store, fanout, registry, renderMessage, log, lo
     },
 
     async create(connection, { room }) {
-      if (room === LOBBY || !(await store.createRoom(room, connection.user, Date.now()))) {
-        return connection.sendError('room_exists', 'A room with that name exists.');
-      }
-      await pushRooms(connection.user);
-      onMembershipChanged?.(connection.user);
+      const created = room === LOBBY ? 'exists' : await store.createRoom(room, connection.user, Date.now(), caps);
+      if (created !== 'created') return connection.sendError(CREATE_REFUSALS[created][0], CREATE_REFUSALS[created][1]);
+      await changed(connection.user);
     },
 
-    invite: (connection, frame) => manageMember(connection, frame),
-    remove: (connection, frame) => manageMember(connection, frame),
-  };
+    async invite(connection, frame) {
+      const owner = await ownerOnly(connection, frame);
+      if (!owner) return;
+      if (frame.user === connection.user) return connection.sendError('bad_frame', 'The owner cannot invite themselves.');
+      // Charged per attempt, before any work: a stranger's invitations are bounded per hour.
+      if (!inviteBuckets.take(connection.user)) {
+        logRepeated(`${connection.id}:invite_rate`, 'ws_rate_limited', { user: connection.user, ip: connection.ip, reason: 'invitations' });
+        return connection.sendError('invite_rate_limited', 'You have sent as many invitations as allowed for now. Try again later.');
+      }
+      if (!(await store.findUser(frame.user))) return connection.sendError('no_such_user', 'No such user.');
+      // Owner, consent state and the invitee's cap are checked again in the insert itself.
+      const invited = await store.invite(frame.room, connection.user, frame.user, Date.now(), caps);
+      switch (invited) {
+        case 'invited':
+          event(frame.room, 'invited', frame.user, connection.user);
+          return changed(frame.user);
+        case 'already_member':
+          return connection.sendError('already_member', `${frame.user} is already a member of ${frame.room}.`);
+        case 'already_invited':
+          return connection.sendError('already_invited', `${frame.user} already has a pending invitation to ${frame.room}.`);
+        case 'too_many_invitations':
+          return connection.sendError('too_many_invitations', `${frame.user} has as many pending invitations as allowed.`);
+        case 'forbidden':
+          return connection.sendError('forbidden', 'Only the owner of a private room manages its members.');
+      }
+    },
 
-  async function manageMember(connection: Connection, frame: Extract<ClientFrame, { type: 'invite' | 'remove' }>): Promise<void> {
-    const { user } = connection;
-    const found = await store.findRoom(frame.room);
-    if (!found) return connection.sendError('no_such_room', 'No such room.');
-    // A room's owner never changes, so this check cannot go stale while we await below.
-    if (!found.private || found.owner !== user) {
-      logRepeated(`${connection.id}:manage`, 'ws_forbidden', { user, room: frame.room, ip: connection.ip, reason: frame.type });
-      return connection.sendError('forbidden', 'Only the owner of a private room manages its members.');
-    }
-    if (frame.user === user) return connection.sendError('bad_frame', 'The owner cannot invite or remove themselves.');
-    if (!(await store.findUser(frame.user))) return connection.sendError('no_such_user', 'No such user.');
-    if (frame.type === 'invite') {
-      await store.addMember(frame.room, frame.user, Date.now());
-    } else {
+    async remove(connection, frame) {
+      const owner = await ownerOnly(connection, frame);
+      if (!owner) return;
+      if (frame.user === connection.user) return connection.sendError('owner_cannot_leave', 'The owner cannot remove themselves.');
       // Fail safe: this instance stops delivering the room to them before the removal commits,
       // so no message committed after the removal reaches them here; other instances drop
       // them when the membership notice arrives.
-      for (const socket of registry.ofUser(frame.user)) fanout.drop(frame.room, socket);
-      await store.removeMember(frame.room, frame.user);
+      unsubscribe(frame.room, frame.user);
+      const removed = await store.removeMember(frame.room, frame.user);
+      if (removed === 'none') return connection.sendError('no_such_user', `${frame.user} is neither a member of ${frame.room} nor invited.`);
+      event(frame.room, removed === 'member' ? 'removed' : 'uninvited', frame.user, connection.user);
+      await changed(frame.user);
+    },
+
+    async accept(connection, { room }) {
+      // The membership is made from the invitation row, which is deleted in the same transaction.
+      const accepted = await store.accept(room, connection.user, Date.now(), caps);
+      if (accepted === 'no_such_invitation') return connection.sendError('no_such_invitation', 'You have no pending invitation to that room.');
+      if (accepted === 'too_many_memberships') return connection.sendError(CREATE_REFUSALS.too_many_memberships[0], CREATE_REFUSALS.too_many_memberships[1]);
+      event(room, 'joined', connection.user);
+      await changed(connection.user);
+    },
+
+    async decline(connection, { room }) {
+      if (!(await store.decline(room, connection.user))) return connection.sendError('no_such_invitation', 'You have no pending invitation to that room.');
+      event(room, 'declined', connection.user);
+      await changed(connection.user);
+    },
+
+    async leave(connection, { room }) {
+      const found = await store.findRoom(room);
+      if (!found) return connection.sendError('no_such_room', 'No such room.');
+      if (!found.private) return connection.sendError('forbidden', 'Everyone signed in is in a public room; it cannot be left.');
+      // A room's owner never changes; the store's delete compares it again anyway.
+      if (found.owner === connection.user) return connection.sendError('owner_cannot_leave', 'The owner cannot leave their own room.');
+      unsubscribe(room, connection.user);
+      if (!(await store.leave(room, connection.user))) {
+        await roomLists.push(connection.user); // resubscribing is the client's move; its list is made right
+        return refuse(connection, NOT_A_MEMBER, room);
+      }
+      event(room, 'left', connection.user);
+      await changed(connection.user);
+    },
+
+    async members(connection, { room }) {
+      const result = await access(room, connection.user);
+      if (!result.ok) return refuse(connection, result, room);
+      const found = await store.findRoom(room);
+      const list = found?.private ? await store.membersOf(room) : { members: [], invited: [] };
+      // Re-check after the read, like a history page: a removal meanwhile sends nothing.
+      const still = await access(room, connection.user);
+      if (!still.ok) return refuse(connection, still, room);
+      const isOwner = found?.owner === connection.user;
+      connection.send({ type: 'members', room, owner: found?.owner ?? null, members: list.members, ...(isOwner ? { invited: list.invited } : {}) });
+    },
+  };
+
+  /** Only the owner of a private room manages its members; a room's owner never changes, so this cannot go stale. */
+  async function ownerOnly(connection: Connection, frame: { type: string; room: string }): Promise<boolean> {
+    const found = await store.findRoom(frame.room);
+    if (!found) {
+      connection.sendError('no_such_room', 'No such room.');
+      return false;
     }
-    await pushRooms(frame.user);
-    await pushRooms(user);
-    onMembershipChanged?.(frame.user);
+    if (!found.private || found.owner !== connection.user) {
+      logRepeated(`${connection.id}:manage`, 'ws_forbidden', { user: connection.user, room: frame.room, ip: connection.ip, reason: frame.type });
+      connection.sendError('forbidden', 'Only the owner of a private room manages its members.');
+      return false;
+    }
+    return true;
   }
 
   /** A backend outage is a "try again" for the client (and one log line), not an internal error. */
@@ -163,5 +259,5 @@ export function createHandlers({ store, fanout, registry, renderMessage, log, lo
     }
   }
 
-  return { handle, pushRooms };
+  return { handle };
 }

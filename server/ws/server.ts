@@ -14,14 +14,16 @@ import type { ClusterBus } from '../cluster/bus.ts';
 import type { Revocations } from '../cluster/revocations.ts';
 import { createHostCheck } from '../security/host.ts';
 import { createRepeatLog } from '../security/repeat-log.ts';
-import type { TokenBuckets } from '../security/rate-limit.ts';
+import { TokenBuckets } from '../security/rate-limit.ts';
 import type { RenderMessage } from '../security/render-message.ts';
 import type { ParleyStore } from '../store/store.ts';
 import { ClusterFanout } from './cluster-fanout.ts';
 import { Connection } from './connection.ts';
 import { createFrameReader } from './frames.ts';
 import { createHandlers } from './handlers.ts';
+import { Presence } from './presence.ts';
 import { Registry } from './registry.ts';
+import { RoomLists } from './room-lists.ts';
 import { createSessionCheck } from './session-check.ts';
 import { createUpgradeGate, refuse } from './upgrade-gate.ts';
 
@@ -64,9 +66,14 @@ export function createWsSide(deps: WsDeps): WsSide {
   });
   const registry = new Registry();
   const { bus } = deps;
+  // Presence follows live subscriptions; its changes go to the room's live subscribers only.
+  const presence: Presence = new Presence(bus, config.rooms.presenceRefreshMs, (room, user, online) =>
+    fanout.broadcast(room, { type: 'presence_change', room, user, online }),
+  );
   // The local Fanout, plus the bus to and from the other instances (nothing, for one instance).
-  const fanout = new ClusterFanout(bus);
-  const { handle, pushRooms } = createHandlers({
+  const fanout = new ClusterFanout(bus, presence.live);
+  const roomLists = new RoomLists(store, registry, fanout);
+  const { handle } = createHandlers({
     store,
     fanout,
     registry,
@@ -74,11 +81,16 @@ export function createWsSide(deps: WsDeps): WsSide {
     log,
     logRepeated: createRepeatLog(log, config.logRepeatWindowMs),
     historyPageSize: config.ws.historyPageSize,
+    roomLists,
+    presence,
+    caps: config.rooms,
+    // A bucket of one hour's invitations, refilled continuously.
+    inviteBuckets: new TokenBuckets(config.rooms.invitationsPerHour / 3600, config.rooms.invitationsPerHour),
     onMembershipChanged: (user) => bus.publishMembership(user),
   });
-  // An invite or removal made on another instance: refresh this user's sockets here too.
+  // An invitation, acceptance or removal made on another instance: refresh this user's sockets here too.
   bus.onMembership((user) =>
-    void pushRooms(user).catch((error: unknown) =>
+    void roomLists.push(user).catch((error: unknown) =>
       log('server_error', { user, reason: 'membership_refresh', detail: error instanceof Error ? error.message : 'unknown' }),
     ),
   );
@@ -128,10 +140,7 @@ export function createWsSide(deps: WsDeps): WsSide {
       void sessionDeadline(connection, false).then((deadline) => {
         if (deadline === undefined || deadline <= Date.now()) connection.endSession('session ended');
       }, () => connection.endSession('session ended'));
-      store.roomsFor(identity.user).then(
-        (rooms) => connection.send({ type: 'rooms', user: identity.user, rooms }),
-        () => connection.sendError('internal', 'Could not load your rooms.'),
-      );
+      roomLists.greet(connection).catch(() => connection.sendError('internal', 'Could not load your rooms.'));
     },
   });
 
@@ -182,6 +191,7 @@ export function createWsSide(deps: WsDeps): WsSide {
       const left = Math.max(0, deadline - Date.now());
       await Promise.race([Promise.all(open.map((c) => c.settled)), new Promise((resolve) => setTimeout(resolve, left).unref())]);
       clearInterval(heartbeat);
+      presence.close();
       unsubscribe();
       wss.close();
     },

@@ -73,7 +73,7 @@ const ODD_STRINGS = [
   '<script>alert(1)</script>',
   '{"$gt":""}',
 ];
-const TYPES = ['join', 'send', 'history', 'create', 'invite', 'remove'] as const;
+const TYPES = ['join', 'send', 'history', 'create', 'invite', 'remove', 'accept', 'decline', 'leave', 'members'] as const;
 /** Rooms that exist but are off limits (vault: private, owner "observer") or that do not exist. */
 const BAD_ROOMS = ['vault', 'nosuchroom', 'constructor', 'prototype', 'tostring', 'hasownproperty', 'proto', 'x0'];
 const PROTO_KEYS = ['__proto__', 'constructor', 'prototype'];
@@ -403,7 +403,7 @@ describe('protocol fuzzing (child-process server, seeded)', () => {
     for (let i = 1; i <= WORKERS; i++) cookies.push(await signUp(child.server, `fuzz${i}`));
     const owner = await joined(child.server, observerCookie);
     owner.send({ type: 'create', room: 'vault' }); // private, owned by observer: "a room the user is not in"
-    await owner.next('rooms');
+    await owner.next('room_added');
     owner.ws.close();
     // The well-behaved user runs in its own process: its latency is the server's, not this busy process's.
     observer = await startObserver(child.server, observerCookie, await signUp(child.server, 'listener'), OBSERVER_EVERY_MS);

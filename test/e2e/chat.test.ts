@@ -73,14 +73,17 @@ describe('two people chatting in Chromium', () => {
     const seenByBob = bob.page.locator('#messages .message', { hasText: 'Hello from alice' });
     assert.equal(await seenByBob.locator('.message-user').textContent(), 'alice');
 
-    // A private room: alice creates it and invites bob, who gets it in his room list live.
+    // A private room: alice creates it and invites bob, who sees the invitation live and
+    // accepts it; only then is the room in his list (and opened for him).
     await alice.page.fill('#new-room', 'secret-plans');
     await alice.page.click('#create-room');
     await alice.page.locator('#room-title', { hasText: 'secret-plans' }).waitFor(WAIT);
     await alice.page.fill('#invite-user', 'bob');
     await alice.page.click('#invite');
-    await bob.page.locator('[data-room="secret-plans"]').waitFor(WAIT);
-    await bob.page.click('[data-room="secret-plans"]');
+    await bob.page.locator('[data-invitation="secret-plans"]', { hasText: 'alice invited you to secret-plans' }).waitFor(WAIT);
+    assert.equal(await bob.page.locator('#room-list [data-room="secret-plans"]').count(), 0, 'pending: not in his list');
+    await bob.page.click('[data-testid="accept-secret-plans"]');
+    await bob.page.locator('#room-list [data-room="secret-plans"]').waitFor(WAIT);
     await bob.page.locator('#room-title', { hasText: 'secret-plans' }).waitFor(WAIT);
 
     await send(alice.page, 'The plan: ship it on Friday');

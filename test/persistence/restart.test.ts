@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../server/config.ts';
+import { inviteAndAccept } from '../helpers/rooms.ts';
 import { joined, login, open, request, signUp, startServer, type Client, type TestServer } from '../helpers/server.ts';
 
 const FAST = { WS_MESSAGES_PER_SECOND: '10000', WS_MESSAGE_BURST: '10000' };
@@ -40,9 +41,8 @@ describe('restart with the same DATA_DIR', () => {
     for (let i = 0; i < COUNT; i++) alice.send({ type: 'send', room: 'lobby', text: `before restart #${i}`, clientId: `c${i}` });
     for (let i = 0; i < COUNT; i++) sentIds.push((await alice.next('ack')).id);
     alice.send({ type: 'create', room: 'secret' });
-    await alice.next('rooms');
-    alice.send({ type: 'invite', room: 'secret', user: 'bob' });
-    await alice.next('rooms');
+    await alice.next('room_added');
+    await inviteAndAccept(alice, await open(server, await login(server, 'bob')), 'secret', 'bob');
     alice.send({ type: 'send', room: 'secret', text: 'for members only', clientId: 's1' });
     await alice.next('ack');
     alice.ws.close();

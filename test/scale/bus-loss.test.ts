@@ -109,10 +109,12 @@ describe('an instance whose Redis link drops (two instances, PostgreSQL, a cutta
     const bellaA = await login(a, 'bella');
     const carol = await joined(a, await login(a, 'carol'), 'lobby');
     carol.send({ type: 'create', room: 'team' });
-    await carol.next('rooms');
+    await carol.next('room_added');
     const bob = await joined(c, await login(c, 'bob'));
     carol.send({ type: 'invite', room: 'team', user: 'bob' });
-    await until('bob on C sees the invite', 5000, () => bob.frames.some((f) => f.type === 'rooms' && f.rooms.some((r) => r.name === 'team')));
+    await until('bob on C sees the invitation', 5000, () => bob.frames.some((f) => f.type === 'invitation_added' && f.invitation.room === 'team'));
+    bob.send({ type: 'accept', room: 'team' });
+    await until('the room is bob’s on C', 5000, () => bob.frames.some((f) => f.type === 'room_added' && f.room.name === 'team'));
     bob.send({ type: 'join', room: 'team' });
     await bob.next('history');
     carol.send({ type: 'join', room: 'team' });
@@ -134,7 +136,10 @@ describe('an instance whose Redis link drops (two instances, PostgreSQL, a cutta
     const changed = await request(a, 'POST', '/api/password', { body: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase here' }, cookie: bellaA });
     assert.equal(changed.status, 204);
     carol.send({ type: 'remove', room: 'team', user: 'bob' });
-    await carol.next('rooms');
+    for (;;) {
+      const line = await carol.next('room_event'); // carol is joined to team: the removal is committed
+      if (line.event === 'removed' && line.user === 'bob') break;
+    }
     const during = await send(dave, 'lobby', 'during the cut');
     await send(carol, 'team', 'team, during the cut');
     await sleep(500);
@@ -271,14 +276,18 @@ describe('changes the other instances must hear about are refused while the bus 
     const { store } = backend;
     await store.createUser('owner', 'hash', 1);
     await store.createUser('member', 'hash', 1);
-    assert.equal(await store.createRoom('team', 'owner', 1), true);
-    await store.addMember('team', 'member', 1);
+    const caps = { roomsPerOwner: 10, membershipsPerUser: 10, pendingPerInvitee: 10 };
+    assert.equal(await store.createRoom('team', 'owner', 1, caps), 'created');
+    assert.equal(await store.invite('team', 'owner', 'member', 1, caps), 'invited');
+    assert.equal(await store.accept('team', 'member', 1, caps), 'joined');
     proxy.cut();
     try {
       await until('the bus is down', 10_000, () => !backend.bus.up);
       await assert.rejects(store.removeMember('team', 'member'), StoreUnavailableError);
-      await assert.rejects(store.addMember('team', 'owner', 2), StoreUnavailableError);
-      await assert.rejects(store.createRoom('other', 'owner', 2), StoreUnavailableError);
+      await assert.rejects(store.invite('team', 'owner', 'member', 2, caps), StoreUnavailableError);
+      await assert.rejects(store.accept('team', 'member', 2, caps), StoreUnavailableError);
+      await assert.rejects(store.leave('team', 'member'), StoreUnavailableError);
+      await assert.rejects(store.createRoom('other', 'owner', 2, caps), StoreUnavailableError);
       await assert.rejects(store.addMessage({ room: 'team', user: 'owner', html: 'hello', ts: 2 }), StoreUnavailableError);
       assert.equal(backend.revocations.up, false, 'logout and password change are refused (503) as well');
       assert.equal(await store.isMember('team', 'member'), true, 'the removal was not committed');
@@ -286,7 +295,7 @@ describe('changes the other instances must hear about are refused while the bus 
       proxy.resume();
     }
     await until('the bus is back', 20_000, () => backend.bus.up);
-    await store.removeMember('team', 'member');
+    assert.equal(await store.removeMember('team', 'member'), 'member');
     assert.equal(await store.isMember('team', 'member'), false);
   });
 });

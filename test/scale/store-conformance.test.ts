@@ -19,6 +19,8 @@ import { sessionIdHash } from '../../server/store/session-id.ts';
 import type { ParleyStore } from '../../server/store/store.ts';
 import { freshDatabase, startPostgres, startRedis, type PostgresService, type RedisService } from '../helpers/services.ts';
 
+const CAPS = { roomsPerOwner: 100, membershipsPerUser: 100, pendingPerInvitee: 100 };
+
 type Engine = { name: string; env: () => Record<string, string> };
 
 let postgres: PostgresService;
@@ -99,23 +101,55 @@ for (const [index, engine] of ENGINES.entries()) {
       assert.equal((await get(store, 'sid-vera2'))?.user, 'vera');
     });
 
-    test('rooms: the lobby exists; a private room is created once with its owner as member; membership is added and removed', async () => {
+    test('rooms: the lobby exists; a private room is created once with its owner as member; membership comes from an accepted invitation and is removed', async () => {
       await store.createUser('bob', 'h', 1);
       assert.deepEqual(await store.findRoom('lobby'), { name: 'lobby', owner: null, private: false });
-      assert.equal(await store.createRoom('team', 'alice', 5), true);
-      assert.equal(await store.createRoom('team', 'bob', 6), false);
+      assert.equal(await store.createRoom('team', 'alice', 5, CAPS), 'created');
+      assert.equal(await store.createRoom('team', 'bob', 6, CAPS), 'exists');
       assert.deepEqual(await store.findRoom('team'), { name: 'team', owner: 'alice', private: true });
       assert.equal(await store.isMember('team', 'alice'), true);
       assert.equal(await store.isMember('team', 'bob'), false);
       assert.deepEqual((await store.roomsFor('bob')).map((r) => r.name), ['lobby']);
-      await store.addMember('team', 'bob', 7);
-      await store.addMember('team', 'bob', 8); // idempotent
+      assert.equal(await store.invite('team', 'bob', 'bob', 7, CAPS), 'forbidden', 'only the owner invites');
+      assert.equal(await store.invite('team', 'alice', 'bob', 7, CAPS), 'invited');
+      assert.equal(await store.invite('team', 'alice', 'bob', 8, CAPS), 'already_invited');
+      assert.deepEqual(await store.invitationsFor('bob'), [{ room: 'team', from: 'alice' }]);
+      assert.equal(await store.isMember('team', 'bob'), false, 'an invitation is not a membership');
+      assert.deepEqual((await store.roomsFor('bob')).map((r) => r.name), ['lobby']);
+      assert.deepEqual(await store.membersOf('team'), { members: ['alice'], invited: ['bob'] });
+      assert.equal(await store.accept('team', 'bob', 9, CAPS), 'joined');
+      assert.equal(await store.accept('team', 'bob', 9, CAPS), 'no_such_invitation', 'accepted once');
+      assert.deepEqual(await store.invitationsFor('bob'), []);
+      assert.equal(await store.invite('team', 'alice', 'bob', 10, CAPS), 'already_member');
       assert.deepEqual(await store.roomsFor('bob'), [
         { name: 'lobby', owner: null, private: false },
         { name: 'team', owner: 'alice', private: true },
       ]);
-      await store.removeMember('team', 'bob');
+      assert.equal(await store.removeMember('team', 'bob'), 'member');
       assert.equal(await store.isMember('team', 'bob'), false);
+      assert.equal(await store.removeMember('team', 'alice'), 'none', 'the owner is never removed');
+      assert.equal(await store.leave('team', 'alice'), false, 'the owner cannot leave');
+      assert.equal(await store.isMember('team', 'alice'), true);
+      assert.equal(await store.invite('team', 'alice', 'bob', 11, CAPS), 'invited');
+      assert.equal(await store.removeMember('team', 'bob'), 'invitation', 'a pending invitation is cancelled');
+      assert.equal(await store.decline('team', 'bob'), false);
+    });
+
+    test('rooms: caps are checked with the act (rooms per owner, memberships per user, pending invitations per invitee)', async () => {
+      const tight = { roomsPerOwner: 2, membershipsPerUser: 3, pendingPerInvitee: 1 };
+      for (const name of ['cap-o', 'cap-m', 'cap-x']) await store.createUser(name, 'h', 1);
+      assert.equal(await store.createRoom('cap-1', 'cap-o', 1, tight), 'created');
+      assert.equal(await store.createRoom('cap-2', 'cap-o', 1, tight), 'created');
+      assert.equal(await store.createRoom('cap-3', 'cap-o', 1, tight), 'too_many_rooms');
+      assert.equal(await store.invite('cap-1', 'cap-o', 'cap-m', 1, tight), 'invited');
+      assert.equal(await store.invite('cap-2', 'cap-o', 'cap-m', 1, tight), 'too_many_invitations');
+      assert.equal(await store.accept('cap-1', 'cap-m', 1, tight), 'joined');
+      assert.equal(await store.createRoom('cap-m1', 'cap-m', 1, tight), 'created');
+      assert.equal(await store.createRoom('cap-m2', 'cap-m', 1, tight), 'created');
+      assert.equal(await store.invite('cap-2', 'cap-o', 'cap-m', 1, tight), 'invited');
+      assert.equal(await store.accept('cap-2', 'cap-m', 1, tight), 'too_many_memberships');
+      assert.equal(await store.isMember('cap-2', 'cap-m'), false);
+      assert.deepEqual(await store.invitationsFor('cap-m'), [{ room: 'cap-2', from: 'cap-o' }], 'the invitation stays pending');
     });
 
     test('messages: ids increase; history pages are oldest-first with `more`, and `before` walks back to the start', async () => {
@@ -140,13 +174,15 @@ for (const [index, engine] of ENGINES.entries()) {
 
     test('messages: inserted only while the sender may post (member of a private room, or any room that is public), in the same statement', async () => {
       await store.createUser('mia', 'h', 1);
-      assert.equal(await store.createRoom('den', 'alice', 9), true);
+      assert.equal(await store.createRoom('den', 'alice', 9, CAPS), 'created');
       assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', html: 'x', ts: 1 }), { ok: false }, 'not a member');
       assert.deepEqual(await store.addMessage({ room: 'nowhere', user: 'mia', html: 'x', ts: 1 }), { ok: false }, 'no such room');
-      await store.addMember('den', 'mia', 10);
+      assert.equal(await store.invite('den', 'alice', 'mia', 10, CAPS), 'invited');
+      assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', html: 'x', ts: 1 }), { ok: false }, 'invited, not yet a member');
+      assert.equal(await store.accept('den', 'mia', 10, CAPS), 'joined');
       const posted = await store.addMessage({ room: 'den', user: 'mia', html: 'hi', ts: 2 });
       assert.equal(posted.ok, true);
-      await store.removeMember('den', 'mia');
+      assert.equal(await store.leave('den', 'mia'), true);
       assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', html: 'after', ts: 3 }), { ok: false }, 'removed');
       assert.deepEqual((await store.history('den', 10)).messages.map((m) => m.html), ['hi']);
     });

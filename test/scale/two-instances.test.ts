@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { CLOSE } from '../../shared/protocol.ts';
+import { nextEvent } from '../helpers/rooms.ts';
 import { joined, login, open, PASSWORD, request, sessionCookie, signUp, sleep, type Client } from '../helpers/server.ts';
 import { freePort, spawnParley, startPostgres, startRedis, type ParleyProcess, type PostgresService, type RedisService } from '../helpers/services.ts';
 
@@ -50,8 +51,8 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     await client.connect();
     try {
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-      // Each migration once (1: the schema; 2: credential versions and client ids), not once per instance.
-      assert.deepEqual(rows.map((r) => r.version), [1, 2]);
+      // Each migration once (1: the schema; 2: credential versions and client ids; 3: invitations), not once per instance.
+      assert.deepEqual(rows.map((r) => r.version), [1, 2, 3]);
     } finally {
       await client.end();
     }
@@ -99,21 +100,29 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     await signUp(a, 'carol');
     const carolOnA = await open(a, await login(a, 'carol'));
     carolOnA.send({ type: 'create', room: 'team' });
-    await carolOnA.next('rooms');
+    await carolOnA.next('room_added');
     const bobOnB = await open(b, await login(b, 'bob'));
     carolOnA.send({ type: 'invite', room: 'team', user: 'bob' });
-    const invited = await bobOnB.next('rooms');
-    assert.ok(invited.rooms.some((r) => r.name === 'team'), 'the invite made on A reaches bob on B');
-    bobOnB.send({ type: 'join', room: 'team' });
-    await bobOnB.next('history');
+    const invited = await bobOnB.next('invitation_added');
+    assert.deepEqual(invited.invitation, { room: 'team', from: 'carol' }, 'the invitation made on A reaches bob on B');
+    assert.equal(bobOnB.frames.filter((f) => f.type === 'room_added').length, 0, 'pending: not yet his room');
+    // Accepted on A (bob's other socket): the room shows up on B at once, as one room_added.
     carolOnA.send({ type: 'join', room: 'team' });
     await carolOnA.next('history');
+    const bobOnA = await open(a, await login(a, 'bob'));
+    bobOnA.send({ type: 'accept', room: 'team' });
+    assert.equal((await bobOnA.next('room_added')).room.name, 'team');
+    assert.deepEqual((await bobOnB.next('room_added')).room, { name: 'team', private: true, owner: 'carol' }, 'the accept made on A reaches bob on B');
+    assert.deepEqual(await bobOnB.next('invitation_removed'), { type: 'invitation_removed', room: 'team' });
+    bobOnA.ws.close();
+    bobOnB.send({ type: 'join', room: 'team' });
+    await bobOnB.next('history');
     carolOnA.send({ type: 'send', room: 'team', text: 'before removal', clientId: 't1' });
     assert.equal((await bobOnB.next('message')).html, 'before removal');
 
     carolOnA.send({ type: 'remove', room: 'team', user: 'bob' });
-    const removed = await bobOnB.next('rooms');
-    assert.ok(!removed.rooms.some((r) => r.name === 'team'));
+    const removed = await bobOnB.next('room_removed');
+    assert.equal(removed.room, 'team');
     carolOnA.send({ type: 'send', room: 'team', text: 'after removal', clientId: 't2' });
     await carolOnA.next('ack');
     await carolOnA.next('message');
@@ -121,6 +130,44 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     assert.ok(!bobOnB.frames.some((f) => f.type === 'message' && f.html === 'after removal'));
     carolOnA.ws.close();
     bobOnB.ws.close();
+  });
+
+  test('presence across instances: a member online on B shows on A, and goes offline there when the socket on B closes; a stranger on B learns nothing', async () => {
+    await signUp(a, 'pres-owner');
+    await signUp(a, 'pres-guest');
+    await signUp(a, 'pres-spy');
+    const ownerOnA = await joined(a, await login(a, 'pres-owner'));
+    ownerOnA.send({ type: 'create', room: 'presence-room' });
+    await ownerOnA.next('room_added');
+    ownerOnA.send({ type: 'join', room: 'presence-room' });
+    const own = await ownerOnA.next('presence');
+    assert.deepEqual(own.online, ['pres-owner']);
+    const guestOnB = await open(b, await login(b, 'pres-guest'));
+    ownerOnA.send({ type: 'invite', room: 'presence-room', user: 'pres-guest' });
+    await guestOnB.next('invitation_added');
+    guestOnB.send({ type: 'accept', room: 'presence-room' });
+    await guestOnB.next('room_added');
+    // The owner's own invitation line first, then the join line of the accept made on B.
+    assert.deepEqual(await nextEvent(ownerOnA, 'presence-room', 'invited', 'pres-guest').then((l) => l.by), 'pres-owner');
+    await nextEvent(ownerOnA, 'presence-room', 'joined', 'pres-guest', 5000);
+    guestOnB.send({ type: 'join', room: 'presence-room' });
+    // The joiner on B sees the owner online on A; the owner on A sees the guest come online on B.
+    const seen = await guestOnB.next('presence');
+    assert.deepEqual(seen.online, ['pres-guest', 'pres-owner']);
+    let change = await ownerOnA.next('presence_change');
+    while (change.user !== 'pres-guest') change = await ownerOnA.next('presence_change');
+    assert.equal(change.online, true);
+    // A stranger on B asks: forbidden, and nothing about the room reaches them.
+    const spyOnB = await open(b, await login(b, 'pres-spy'));
+    spyOnB.send({ type: 'members', room: 'presence-room' });
+    assert.equal((await spyOnB.next('error')).code, 'forbidden');
+    guestOnB.ws.close();
+    change = await ownerOnA.next('presence_change');
+    assert.deepEqual(change, { type: 'presence_change', room: 'presence-room', user: 'pres-guest', online: false });
+    await sleep(200);
+    assert.deepEqual(spyOnB.frames.filter((f) => f.type !== 'rooms' && f.type !== 'invitations' && f.type !== 'error'), []);
+    ownerOnA.ws.close();
+    spyOnB.ws.close();
   });
 
   test('logout on A closes that session’s socket on B with 1008 within a second', async () => {
