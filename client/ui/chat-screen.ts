@@ -2,7 +2,7 @@
 // Flow: start() opens the socket → the server sends `rooms` → we join the active
 // room (and, after a reconnect, every room we had joined) → `history` + live
 // `message` frames fill the log. stop() drops everything (ASVS 14.3.1).
-import { LOBBY } from '../../shared/protocol.ts';
+import { CLOSE, LOBBY } from '../../shared/protocol.ts';
 import type { ClientFrame, ErrorFrame, HistoryFrame, MessageFrame, RoomsFrame, ServerFrame } from '../../shared/protocol.ts';
 import { me } from '../api.ts';
 import { ChatSocket } from '../socket.ts';
@@ -13,9 +13,10 @@ import { createComposer } from './composer.ts';
 import { createConnectionIndicator } from './connection-indicator.ts';
 import { byId } from './dom.ts';
 import { createMessageList } from './message-list.ts';
-import { announce, showError } from './notices.ts';
+import { announce, confirmNext, expectConfirmation, showConnectionError, showError } from './notices.ts';
 import { createRoomList } from './room-list.ts';
 import { createRoomsPanel } from './rooms-panel.ts';
+import { createTabTitle } from './tab-title.ts';
 
 export type ChatScreenOptions = {
   /** The session ended (expired, revoked): back to the sign-in screen with this message. */
@@ -53,6 +54,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   /** The room we asked to create, selected once it shows up in the room list. */
   let creating: string | null = null;
 
+  const title = createTabTitle();
   const indicator = createConnectionIndicator(() => socket?.reconnectNow());
   const roomList = createRoomList((room) => selectRoom(room, true));
   const messages = createMessageList({
@@ -62,7 +64,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       const failed = state.getPending(clientId);
       if (!failed) return;
       if (socket?.state !== 'connected') {
-        showError('Not connected right now. Retry once the connection is back.');
+        showConnectionError('Not connected right now. Retry once the connection is back.');
         return;
       }
       state.removePending(clientId);
@@ -84,13 +86,13 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     invite(user) {
       const room = state.active;
       if (!room || !sendFrame({ type: 'invite', room, user })) return false;
-      announce(`Invitation for ${user} sent.`);
+      expectConfirmation(`Invitation for ${user} sent.`); // shown when the server answers, not before
       return true;
     },
     remove(user) {
       const room = state.active;
       if (!room || !sendFrame({ type: 'remove', room, user })) return false;
-      announce(`Removal of ${user} from ${room} sent.`);
+      expectConfirmation(`${user} was removed from ${room}.`);
       return true;
     },
   });
@@ -132,6 +134,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   function onRooms(frame: RoomsFrame): void {
     const previous = state.active;
     const removed = state.setRooms(frame.user, frame.rooms);
+    confirmNext(); // today a `rooms` frame is the success answer to an invite or a removal
     currentUser.textContent = frame.user;
     if (previous && removed.includes(previous)) announce(`You no longer have access to ${previous}.`);
 
@@ -169,6 +172,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     const message = { id, user, html, ts };
     if (!state.addMessage(frame.room, message)) return;
     if (frame.room === state.active) {
+      if (user !== state.user) title.messageInShownRoom();
       const view = state.view(frame.room);
       // The usual case, the newest message: append its node only (no pass over the list).
       if (view.messages.at(-1) === message) messages.append(frame.room, view, message, state.pendingIn(frame.room), state.user);
@@ -196,7 +200,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
 
   function sendFrame(frame: ClientFrame): boolean {
     if (socket?.send(frame)) return true;
-    showError('Not connected right now. Try again once the connection is back.');
+    showConnectionError('Not connected right now. Try again once the connection is back.');
     return false;
   }
 
@@ -249,6 +253,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   // ---- rendering ---------------------------------------------------------------
 
   function renderRooms(): void {
+    title.update(state.active, state.rooms.reduce((sum, room) => sum + (room.name === state.active ? 0 : state.view(room.name).unread), 0));
     roomList.render(
       state.rooms.map((room) => ({ room, unread: state.view(room.name).unread, owned: room.owner === state.user })),
       state.active,
@@ -267,7 +272,6 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   function renderAll(): void {
     const room = state.active ? state.room(state.active) : undefined;
     roomTitle.textContent = room ? room.name : 'No room';
-    document.title = room ? `${room.name} · Parley` : 'Parley';
     roomsPanel.update(room, room ? state.isOwner(room.name) : false);
     renderRooms();
     renderMessages();
@@ -286,6 +290,12 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
         rejoinPending = true;
       });
       socket.on('frame', onFrame);
+      socket.on('closed', ({ code, reason }) => {
+        // server/ws/frames.ts: WS_ABUSE_THRESHOLD refused frames in a row end the socket (1008).
+        if (code === CLOSE.policyViolation && reason === 'rate limit exceeded') {
+          showError('You were disconnected for sending too fast. Reconnecting; wait a moment before sending again.');
+        }
+      });
       socket.on('ended', () => options.onSessionEnded('Your session has ended. Please log in again.'));
       socket.on('refused', () => indicator.refused(true));
       socket.start();
@@ -304,7 +314,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       composer.clear();
       currentUser.textContent = '';
       roomTitle.textContent = '';
-      document.title = 'Parley';
+      title.clear();
       screen.hidden = true;
     },
   };
