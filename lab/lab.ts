@@ -20,6 +20,7 @@ import { SESSION_COOKIE } from '../server/http/session.ts';
 import { createAuditLog } from '../server/security/audit-log.ts';
 import { createAttackerSite } from './attacker-site.ts';
 import { labEnvironment } from './environment.ts';
+import { seedVictim } from './victim.ts';
 
 export type LabOptions = {
   dataDir: string;
@@ -150,6 +151,14 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   });
   const boundPort = (attacker.address() as AddressInfo).port;
   if (boundPort !== options.attackerPort) throw new Error(`attacker site bound to ${boundPort}, wanted ${options.attackerPort}`);
+  // Something visible to steal: the victim's private note (victim.ts).
+  try {
+    await seedVictim(parleyOrigin, certificate.cert);
+  } catch (error) {
+    attacker.close();
+    await parley.close();
+    throw error;
+  }
 
   return {
     parley,

@@ -93,11 +93,11 @@ export async function watchContext(context: BrowserContext): Promise<Watch> {
 }
 
 /** Registers (or logs in) through Parley's sign-in form and waits for the live connection. */
-export async function signIn(page: Page, origin: string, username: string, mode: 'register' | 'login' = 'register'): Promise<void> {
+export async function signIn(page: Page, origin: string, username: string, mode: 'register' | 'login' = 'register', password = PASSWORD): Promise<void> {
   await page.goto(`${origin}/`);
   await page.locator('#username').waitFor({ state: 'visible', ...WAIT });
   await page.fill('#username', username);
-  await page.fill('#password', PASSWORD);
+  await page.fill('#password', password);
   await page.click(mode === 'register' ? '#register' : '#login');
   await waitConnected(page);
 }

@@ -11,6 +11,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Control } from '../../server/config.ts';
 import { startLab, type Lab } from '../../lab/lab.ts';
 import { labPayloads } from '../../lab/payloads.ts';
+import { VICTIM } from '../../lab/victim.ts';
 import { ensureClientBuilt, freePort, launchBrowser, newContext, screenshot, settle, signIn, WAIT, waitForMessage, watchContext, type Watch } from './browser.ts';
 
 let browser: Browser;
@@ -35,7 +36,8 @@ async function setUp(disabled: Control[]): Promise<Setup> {
   const context = await newContext(browser);
   const watch = await watchContext(context);
   const victim = await context.newPage();
-  await signIn(victim, lab.parleyOrigin, 'victim');
+  // The lab seeded 'victim' (with a private note) at start: sign in as them.
+  await signIn(victim, lab.parleyOrigin, VICTIM.username, 'login', VICTIM.password);
   return {
     lab,
     context,
@@ -97,6 +99,12 @@ describe('attack lab, every control on: each attack is blocked', () => {
     assert.match(text, /even though the browser sent the victim's cookie/);
     assert.match(await stepsText(page), /close code 1006/);
     await page.locator('#server-log li', { hasText: 'upgrade_refused' }).first().waitFor(WAIT);
+    // Nothing of the victim's was read: no loot, and the note appears nowhere on the page.
+    assert.equal(await page.locator('#loot').isHidden(), true);
+    assert.ok(!((await page.textContent('body')) ?? '').includes(VICTIM.note), 'the victim\'s note is on the attacker\'s page');
+    // The "why" panel explains the control that held, not a switched-off one.
+    assert.equal(await page.locator('[data-when-off="origin"]').isHidden(), true);
+    assert.equal(await page.locator('[data-when-on="origin"]').isVisible(), true);
     await screenshot(page, 'lab-cswsh', { fullPage: true });
     await victimStillSignedIn(setup);
   });
@@ -180,6 +188,16 @@ describe('attack lab with origin, csrf and sanitize switched off (PARLEY_UNSAFE_
     await waitForMessage(setup.victim, posted);
     const message = setup.victim.locator('#messages .message', { hasText: posted });
     assert.equal(await message.locator('.message-user').textContent(), 'victim');
+    // The victim's private note, read out on the attacker's page, visibly.
+    const loot = page.locator('#loot');
+    assert.equal(await loot.isVisible(), true);
+    assert.equal(await loot.locator('.stolen-note').first().textContent(), VICTIM.note);
+    assert.match((await loot.textContent()) ?? '', new RegExp(`#${VICTIM.room}, ${VICTIM.username}`));
+    // The "why" panel names the switched-off control and why the attack therefore worked.
+    const why = page.locator('[data-when-off="origin"]');
+    assert.equal(await why.isVisible(), true);
+    assert.match((await why.textContent()) ?? '', /Origin check is switched off.*--disable origin.*That is why the attack worked/s);
+    assert.equal(await page.locator('[data-when-on="origin"]').isHidden(), true);
     await screenshot(page, 'lab-cswsh-succeeded', { fullPage: true });
   });
 
