@@ -80,7 +80,9 @@ export function confirmNext(): void {
   const now = Date.now();
   awaiting = awaiting.filter((item) => item.expires > now);
   const next = awaiting.shift();
-  if (next) announce(next.message);
+  if (!next) return;
+  clearError(); // the newest answer wins: an earlier request's error no longer stands beside it
+  announce(next.message);
 }
 
 function clearNotice(): void {

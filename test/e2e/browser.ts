@@ -104,7 +104,8 @@ export async function signIn(page: Page, origin: string, username: string, mode:
 
 export async function waitConnected(page: Page): Promise<void> {
   await page.locator('#connection-state', { hasText: /^connected$/ }).waitFor(WAIT);
-  await page.locator('[data-room="lobby"]').waitFor(WAIT);
+  // Attached, not visible: on a narrow screen the room list is in a closed drawer.
+  await page.locator('[data-room="lobby"]').waitFor({ state: 'attached', ...WAIT });
 }
 
 /** The message bodies shown in the page's message log. */
