@@ -2,7 +2,7 @@
 // conversation, so the messages get the screen. The "Rooms" button in the top bar opens and
 // closes it (aria-expanded, aria-controls); opening moves focus into it, to the room shown;
 // Escape, the scrim, the button or picking a room close it, and focus returns to the button
-// (or, after picking a room, to the composer the chat screen focuses). On wide screens the
+// (or, after picking a room, to the composer the chat screen focuses); tabbing out of it closes it too. On wide screens the
 // button is not displayed and the sidebar is always there, whatever the drawer's state.
 import { byId } from './dom.ts';
 
@@ -45,6 +45,11 @@ export function createRoomsDrawer(): RoomsDrawer {
   });
   toggle.addEventListener('keydown', (event) => {
     if (event.key === 'Escape' && isOpen()) close(true);
+  });
+  // Not a modal: Tab may leave it, and then it closes rather than hide what now has focus.
+  drawer.addEventListener('focusout', (event) => {
+    const to = event.relatedTarget;
+    if (isOpen() && to instanceof Node && !drawer.contains(to) && to !== toggle) close(false);
   });
   // Picking a room is what the drawer was opened for: get out of the way of its messages.
   drawer.addEventListener('click', (event) => {

@@ -367,6 +367,12 @@ describe('on a phone (390×844)', () => {
     await toggle.click();
     await page.locator('#rooms-scrim').click({ position: { x: 370, y: 400 } });
     assert.equal(await drawer.isHidden(), true);
+    // So does tabbing out of it (past its last control, the Create button).
+    await toggle.click();
+    await page.focus('#create-room');
+    await page.keyboard.press('Tab');
+    assert.equal(await drawer.isHidden(), true);
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
     assert.deepEqual(alice.watch.violations, []);
     assert.deepEqual(alice.watch.pageErrors, []);
   });

@@ -117,6 +117,7 @@ describe('attack lab, every control on: each attack is blocked', () => {
       assert.equal(await result.getAttribute('data-outcome'), 'blocked', name);
       assert.match((await result.textContent()) ?? '', /HTTP 403 csrf_origin/, name);
     }
+    assert.equal(await page.locator('[data-when-off="csrf"]').isHidden(), true, 'the why panel claims the CSRF guard is off');
     assert.equal(await page.locator('#result-fetch').getAttribute('data-outcome'), 'blocked');
     assert.match((await page.locator('#result-fetch').textContent()) ?? '', /preflight/);
     // Same site, so SameSite=Strict let the cookie through: the guard is what stopped these.
@@ -227,6 +228,8 @@ describe('attack lab with origin, csrf and sanitize switched off (PARLEY_UNSAFE_
     // The text/plain bodies still fail: Parley only parses application/json (the next layer).
     assert.equal(await page.locator('#result-login').getAttribute('data-outcome'), 'blocked');
     assert.equal(await page.locator('#result-fetch').getAttribute('data-outcome'), 'blocked');
+    assert.equal(await page.locator('[data-when-off="csrf"]').isVisible(), true, 'the why panel names the switched-off CSRF guard');
+    assert.equal(await page.locator('[data-when-on="csrf"]').isHidden(), true);
     await setup.victim.locator('#auth-screen').waitFor({ state: 'visible', ...WAIT });
     assert.equal(setup.lab.parley.connectionsOf('victim'), 0);
     await screenshot(page, 'lab-csrf-succeeded', { fullPage: true });
