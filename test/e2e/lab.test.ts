@@ -12,6 +12,7 @@ import type { Control } from '../../server/config.ts';
 import { startLab, type Lab } from '../../lab/lab.ts';
 import { labPayloads } from '../../lab/payloads.ts';
 import { VICTIM } from '../../lab/victim.ts';
+import { axeViolations } from './axe.ts';
 import { ensureClientBuilt, freePort, launchBrowser, newContext, screenshot, settle, signIn, WAIT, waitForMessage, watchContext, type Watch } from './browser.ts';
 
 let browser: Browser;
@@ -199,6 +200,7 @@ describe('attack lab with origin, csrf and sanitize switched off (PARLEY_UNSAFE_
     assert.equal(await why.isVisible(), true);
     assert.match((await why.textContent()) ?? '', /Origin check is switched off.*--disable origin.*That is why the attack worked/s);
     assert.equal(await page.locator('[data-when-on="origin"]').isHidden(), true);
+    assert.deepEqual(await axeViolations(page), [], 'axe, the hijacking page with the stolen note');
     await screenshot(page, 'lab-cswsh-succeeded', { fullPage: true });
   });
 
