@@ -4,7 +4,7 @@
 // Escape, the scrim, the button or picking a room close it, and focus returns to the button
 // (or, after picking a room, to the composer the chat screen focuses); tabbing out of it closes it too. On wide screens the
 // button is not displayed and the sidebar is always there, whatever the drawer's state.
-import { byId } from './dom.ts';
+import { byId, el } from './dom.ts';
 
 export type RoomsDrawer = { close(): void };
 
@@ -55,6 +55,16 @@ export function createRoomsDrawer(): RoomsDrawer {
   drawer.addEventListener('click', (event) => {
     if (event.target instanceof Element && event.target.closest('button[data-room]')) close(false);
   });
+
+  // Closed, the drawer hides the rooms' unread badges: the button sums them (the list stays their one source).
+  const list = byId('room-list', HTMLElement);
+  const toggleBadge = byId('rooms-toggle-unread', HTMLElement);
+  new MutationObserver(() => {
+    let unread = 0;
+    for (const badge of list.querySelectorAll('.badge')) unread += Number.parseInt(badge.textContent ?? '', 10) || 0;
+    toggleBadge.hidden = unread === 0;
+    toggleBadge.replaceChildren(String(unread), el('span', { className: 'visually-hidden', text: ' unread' }));
+  }).observe(list, { childList: true, subtree: true, characterData: true });
 
   setOpen(false);
   return { close: () => close(false) };

@@ -363,6 +363,19 @@ describe('on a phone (390×844)', () => {
     assert.equal(await drawer.isHidden(), true);
     assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
 
+    // Closed, the drawer's button carries the unread count of the rooms it hides.
+    await toggle.click();
+    await page.fill('#new-room', 'phone-room');
+    await page.click('#create-room');
+    await page.locator('#room-title', { hasText: 'phone-room' }).waitFor(WAIT);
+    await page.keyboard.press('Escape');
+    assert.equal(await drawer.isHidden(), true);
+    const bob = await joined(server, await signUp(server, 'phone-bob'));
+    await post(bob, ['for the lobby, while alice is elsewhere']);
+    bob.ws.close();
+    await page.locator('#rooms-toggle-unread', { hasText: '1' }).waitFor(WAIT);
+    assert.equal(await toggle.textContent(), 'Rooms 1 unread');
+
     // The scrim closes it too.
     await toggle.click();
     await page.locator('#rooms-scrim').click({ position: { x: 370, y: 400 } });
