@@ -15,6 +15,8 @@ export type SocketEvents = {
   /** A (re)connection is open; the server's `rooms` frame follows. */
   open: undefined;
   frame: ServerFrame;
+  /** An open connection closed (the close code and reason the server gave); what follows is reported by `state`. */
+  closed: { code: number; reason: string };
   /** The session is over; the socket has stopped for good. */
   ended: undefined;
   /**
@@ -45,7 +47,7 @@ type Listeners = { [K in keyof SocketEvents]: Set<(detail: SocketEvents[K]) => v
 export class ChatSocket {
   readonly #url: string;
   readonly #checkSession: () => Promise<SessionCheck>;
-  readonly #listeners: Listeners = { state: new Set(), open: new Set(), frame: new Set(), ended: new Set(), refused: new Set() };
+  readonly #listeners: Listeners = { state: new Set(), open: new Set(), frame: new Set(), closed: new Set(), ended: new Set(), refused: new Set() };
   #ws: WebSocket | null = null;
   #state: ConnectionState = 'offline';
   #running = false;
@@ -145,6 +147,7 @@ export class ChatSocket {
       if (ws !== this.#ws) return; // a socket we already replaced or stopped
       this.#ws = null;
       const upFor = opened ? Date.now() - this.#openedAt : 0;
+      if (opened) this.#emit('closed', { code: event.code, reason: event.reason });
       void this.#afterClose(event.code, opened, upFor);
     };
     // An error is always followed by a close event; the close handler decides what to do.

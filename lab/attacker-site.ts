@@ -9,14 +9,12 @@
 //   POST /api/xss              posts the XSS payloads into Parley's lobby as "mallory"
 //   GET  /pwned?via=…          the beacon a payload would navigate to if it ever ran
 //   GET  /api/target-headers   Parley's framing headers, for the clickjacking page
-import https from 'node:https';
 import path from 'node:path';
 import express, { type RequestHandler } from 'express';
-import { WebSocket } from 'ws';
 import type { Control } from '../server/config.ts';
-import { SESSION_COOKIE } from '../server/http/session.ts';
 import type { LabEventBus } from './lab.ts';
 import { renderPages } from './pages.ts';
+import { openSocket, parleyRequest, signedInCookie } from './parley-client.ts';
 import { labPayloads, MALLORY } from './payloads.ts';
 
 export type AttackerSiteOptions = {
@@ -128,42 +126,7 @@ export function createAttackerSite(options: AttackerSiteOptions): express.Expres
   return app;
 }
 
-// ---- the lab's own Node clients of Parley ---------------------------------------------
-
-function parleyRequest(
-  parleyOrigin: string,
-  ca: string,
-  method: string,
-  urlPath: string,
-  body?: unknown,
-  cookie?: string,
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      parleyOrigin + urlPath,
-      {
-        method,
-        ca,
-        agent: false,
-        // Mallory is a registered user acting through Parley's own API, as from Parley's own page.
-        headers: {
-          origin: parleyOrigin,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(cookie ? { cookie } : {}),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-      },
-    );
-    req.on('error', reject);
-    if (body !== undefined) req.write(JSON.stringify(body));
-    req.end();
-  });
-}
+// ---- the lab's own Node clients of Parley (parley-client.ts) ---------------------------
 
 async function framingHeaders(parleyOrigin: string, ca: string): Promise<{ status: number; csp: string | null; frameAncestors: string | null; xFrameOptions: string | null }> {
   const reply = await parleyRequest(parleyOrigin, ca, 'GET', '/');
@@ -173,59 +136,23 @@ async function framingHeaders(parleyOrigin: string, ca: string): Promise<{ statu
   return { status: reply.status, csp, frameAncestors, xFrameOptions: typeof xfo === 'string' ? xfo : null };
 }
 
-async function malloryCookie(parleyOrigin: string, ca: string): Promise<string> {
-  const credentials = { username: MALLORY.username, password: MALLORY.password };
-  const registered = await parleyRequest(parleyOrigin, ca, 'POST', '/api/register', credentials);
-  if (registered.status !== 201 && registered.status !== 409) throw new Error(`registering mallory: HTTP ${registered.status} ${registered.text}`);
-  const login = await parleyRequest(parleyOrigin, ca, 'POST', '/api/login', credentials);
-  if (login.status !== 200) throw new Error(`mallory's login: HTTP ${login.status} ${login.text}`);
-  const setCookie = login.headers['set-cookie'] ?? [];
-  const line = (Array.isArray(setCookie) ? setCookie : [setCookie]).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
-  if (!line) throw new Error('no session cookie for mallory');
-  return line.split(';')[0]!;
-}
-
 /** Mallory joins the lobby over a normal WSS connection and posts every payload, one per message. */
 async function postAsMallory(options: AttackerSiteOptions): Promise<number> {
   const { parleyOrigin, ca } = options;
-  const cookie = await malloryCookie(parleyOrigin, ca);
-  const ws = new WebSocket(`${parleyOrigin.replace(/^https:/, 'wss:')}/ws`, { ca, origin: parleyOrigin, headers: { cookie }, perMessageDeflate: false });
-  const inbox: Array<Record<string, unknown>> = [];
-  let wake: (() => void) | null = null;
-  ws.on('message', (data) => {
-    inbox.push(JSON.parse(String(data)) as Record<string, unknown>);
-    wake?.();
-  });
-  const next = (accept: (frame: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('Parley did not answer in time')), timeoutMs);
-      const look = () => {
-        const index = inbox.findIndex(accept);
-        if (index === -1) return;
-        wake = null;
-        clearTimeout(timer);
-        resolve(inbox.splice(index, 1)[0]!);
-      };
-      wake = look;
-      look();
-    });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`mallory's socket was refused: HTTP ${res.statusCode}`)));
-  });
+  const cookie = await signedInCookie(parleyOrigin, ca, MALLORY);
+  const ws = await openSocket(parleyOrigin, ca, cookie);
   try {
-    await next((f) => f['type'] === 'rooms');
-    ws.send(JSON.stringify({ type: 'join', room: 'lobby' }));
-    await next((f) => f['type'] === 'history');
+    await ws.next((f) => f['type'] === 'rooms');
+    ws.send({ type: 'join', room: 'lobby' });
+    await ws.next((f) => f['type'] === 'history');
     const payloads = labPayloads(options.attackerOrigin);
     for (const [index, payload] of payloads.entries()) {
       // Wait for each ack; on a rate-limit refusal, back off and resend (Parley allows ~10/s).
       for (let attempt = 0; ; attempt++) {
         const clientId = `lab-${index}-${attempt}`;
-        ws.send(JSON.stringify({ type: 'send', room: 'lobby', text: payload.text, clientId }));
+        ws.send({ type: 'send', room: 'lobby', text: payload.text, clientId });
         // Every answer to a send names its clientId: the ack, or an error (rate_limited included).
-        const reply = await next((f) => f['clientId'] === clientId);
+        const reply = await ws.next((f) => f['clientId'] === clientId);
         if (reply['type'] === 'ack') break;
         if (reply['code'] !== 'rate_limited' || attempt > 50) throw new Error(`payload ${index} refused: ${String(reply['message'])}`);
         await new Promise((resolve) => setTimeout(resolve, 250));
@@ -233,6 +160,6 @@ async function postAsMallory(options: AttackerSiteOptions): Promise<number> {
     }
     return payloads.length;
   } finally {
-    ws.close(1000);
+    ws.close();
   }
 }

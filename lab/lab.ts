@@ -20,6 +20,7 @@ import { SESSION_COOKIE } from '../server/http/session.ts';
 import { createAuditLog } from '../server/security/audit-log.ts';
 import { createAttackerSite } from './attacker-site.ts';
 import { labEnvironment } from './environment.ts';
+import { seedVictim } from './victim.ts';
 
 export type LabOptions = {
   dataDir: string;
@@ -150,6 +151,16 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   });
   const boundPort = (attacker.address() as AddressInfo).port;
   if (boundPort !== options.attackerPort) throw new Error(`attacker site bound to ${boundPort}, wanted ${options.attackerPort}`);
+  // Something visible to steal: the victim's private note (victim.ts).
+  // Not fatal: a workshop that changed the victim's password in data/lab still gets its lab.
+  try {
+    await seedVictim(parleyOrigin, certificate.cert);
+  } catch (error) {
+    process.stderr.write(
+      `Lab: could not prepare the victim's private note (${error instanceof Error ? error.message : String(error)}). ` +
+        `The hijacking page will find nothing private to steal; delete ${options.dataDir} to start afresh.\n`,
+    );
+  }
 
   return {
     parley,

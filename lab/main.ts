@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { CONTROLS, ConfigError, type Control } from '../server/config.ts';
 import { labEnvironment } from './environment.ts';
 import { startLab } from './lab.ts';
+import { VICTIM } from './victim.ts';
 
 const usage = `Usage: npm run lab -- [--disable ${CONTROLS.join(',')}] [--port 8443] [--attacker-port 9443] [--data-dir data/lab]`;
 
@@ -83,7 +84,8 @@ process.stderr.write(
     '  throwaway browser profile:',
     `    chromium --user-data-dir="$(mktemp -d)" --ignore-certificate-errors ${lab.parleyOrigin} ${lab.attackerOrigin}/`,
     '',
-    "  1. In Parley, create an account (e.g. 'victim') and stay signed in.",
+    `  1. In Parley, sign in as '${VICTIM.username}' with the password '${VICTIM.password}' (the lab gave them a`,
+    `     private room, ${VICTIM.room}, with a note in it) and stay signed in.`,
     '  2. On the attacker site, run the attacks. Audit-log lines print below.',
     '  Ctrl+C stops both.',
     '',

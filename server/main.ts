@@ -54,6 +54,9 @@ async function main(): Promise<void> {
   process.stderr.write(
     `\nParley is listening on https://${config.host}:${parley.port} — open ${url}\n` +
       (config.tlsCertFile ? '' : `(self-signed certificate in ${config.dataDir}: your browser will ask you to accept it once)\n`) +
+      (config.dev
+        ? 'DEV MODE (npm run dev): Vite serves client/ from source; edits to its modules and client/styles.css reload in the browser. Not for production.\n'
+        : '') +
       '\n',
   );
 

@@ -4,6 +4,7 @@
 // session stays valid, so the socket simply reconnects.
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../../shared/protocol.ts';
 import { HttpError, changePassword, describeError, logout } from '../api.ts';
+import { tellLoggedOut, tellLoggingOut, tellLogoutFailed } from '../session-channel.ts';
 import { byId, setBusy } from './dom.ts';
 import { announce, showError } from './notices.ts';
 
@@ -31,13 +32,21 @@ export function createAccount(options: AccountOptions): Account {
 
   logoutButton.addEventListener('click', async () => {
     logoutButton.disabled = true;
+    // Other tabs of this session are about to lose their sockets: tell them why first.
+    tellLoggingOut();
     try {
       await logout();
+      tellLoggedOut();
       options.onLoggedOut();
     } catch (failure) {
       // 401: the session was already gone; either way we are logged out.
-      if (failure instanceof HttpError && failure.status === 401) options.onLoggedOut();
-      else showError(`Could not log out: ${describeError(failure)}`);
+      if (failure instanceof HttpError && failure.status === 401) {
+        tellLoggedOut();
+        options.onLoggedOut();
+      } else {
+        tellLogoutFailed();
+        showError(`Could not log out: ${describeError(failure)}`);
+      }
     } finally {
       logoutButton.disabled = false;
     }

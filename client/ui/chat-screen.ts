@@ -2,7 +2,7 @@
 // Flow: start() opens the socket → the server sends `rooms` → we join the active
 // room (and, after a reconnect, every room we had joined) → `history` + live
 // `message` frames fill the log. stop() drops everything (ASVS 14.3.1).
-import { LOBBY } from '../../shared/protocol.ts';
+import { CLOSE, LOBBY } from '../../shared/protocol.ts';
 import type { ClientFrame, ErrorFrame, HistoryFrame, MessageFrame, RoomEventFrame, RoomsFrame, ServerFrame } from '../../shared/protocol.ts';
 import { me } from '../api.ts';
 import { ChatSocket } from '../socket.ts';
@@ -13,12 +13,13 @@ import { createComposer } from './composer.ts';
 import { createConnectionIndicator } from './connection-indicator.ts';
 import { byId } from './dom.ts';
 import { createMessageList } from './message-list.ts';
-import { announce, showError } from './notices.ts';
+import { announce, confirmNext, expectConfirmation, showConnectionError, showError } from './notices.ts';
 import { createInvitationList } from './invitations.ts';
 import { createMemberList } from './member-list.ts';
 import { createRoomEvents, describeEvent } from './room-events.ts';
 import { createRoomList } from './room-list.ts';
 import { createRoomsPanel } from './rooms-panel.ts';
+import { createTabTitle } from './tab-title.ts';
 
 export type ChatScreenOptions = {
   /** The session ended (expired, revoked): back to the sign-in screen with this message. */
@@ -60,6 +61,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   /** Invitations we declined, announced once the server has removed them. */
   const declining = new Set<string>();
 
+  const title = createTabTitle();
   const indicator = createConnectionIndicator(() => socket?.reconnectNow());
   const roomList = createRoomList((room) => selectRoom(room, true));
   const messages = createMessageList({
@@ -69,7 +71,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       const failed = state.getPending(clientId);
       if (!failed) return;
       if (socket?.state !== 'connected') {
-        showError('Not connected right now. Retry once the connection is back.');
+        showConnectionError('Not connected right now. Retry once the connection is back.');
         return;
       }
       state.removePending(clientId);
@@ -89,9 +91,11 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       return sendFrame({ type: 'create', room });
     },
     invite(user) {
-      // Confirmed by the "invited" line in the room (announced), or refused by an error.
+      // Confirmed when the server answers with the "invited" line (onRoomEvent), or refused by an error.
       const room = state.active;
-      return Boolean(room && sendFrame({ type: 'invite', room, user }));
+      if (!room || !sendFrame({ type: 'invite', room, user })) return false;
+      expectConfirmation(`Invitation for ${user} sent.`); // shown when the server answers, not before
+      return true;
     },
   });
   const invitations = createInvitationList({
@@ -105,9 +109,9 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   });
   const memberList = createMemberList({
     remove(user) {
-      // Confirmed by the "removed" / "cancelled" line in the room, which also refreshes the list.
+      // Confirmed by the "removed" / "uninvited" line in the room, which also refreshes the list.
       const room = state.active;
-      if (room) sendFrame({ type: 'remove', room, user });
+      if (room && sendFrame({ type: 'remove', room, user })) expectConfirmation(`${user} was removed from ${room}.`);
     },
     leave() {
       const room = state.active;
@@ -186,6 +190,8 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
 
   function onRoomEvent(frame: RoomEventFrame): void {
     if (!state.room(frame.room)) return;
+    // The server's answer to this user's own invite or removal: its confirmation may show now.
+    if (frame.by === state.user && (frame.event === 'invited' || frame.event === 'removed' || frame.event === 'uninvited')) confirmNext();
     state.addEvent(frame);
     if (frame.room !== state.active) return;
     roomEvents.render(state.events(frame.room));
@@ -248,6 +254,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
     const message = { id, user, html, ts };
     if (!state.addMessage(frame.room, message)) return;
     if (frame.room === state.active) {
+      if (user !== state.user) title.messageInShownRoom();
       const view = state.view(frame.room);
       // The usual case, the newest message: append its node only (no pass over the list).
       if (view.messages.at(-1) === message) messages.append(frame.room, view, message, state.pendingIn(frame.room), state.user);
@@ -277,7 +284,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
 
   function sendFrame(frame: ClientFrame): boolean {
     if (socket?.send(frame)) return true;
-    showError('Not connected right now. Try again once the connection is back.');
+    showConnectionError('Not connected right now. Try again once the connection is back.');
     return false;
   }
 
@@ -331,6 +338,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   // ---- rendering ---------------------------------------------------------------
 
   function renderRooms(): void {
+    title.update(state.active, state.rooms.reduce((sum, room) => sum + (room.name === state.active ? 0 : state.view(room.name).unread), 0));
     roomList.render(
       state.rooms.map((room) => ({ room, unread: state.view(room.name).unread, owned: room.owner === state.user })),
       state.active,
@@ -354,7 +362,6 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   function renderAll(): void {
     const room = state.active ? state.room(state.active) : undefined;
     roomTitle.textContent = room ? room.name : 'No room';
-    document.title = room ? `${room.name} · Parley` : 'Parley';
     roomsPanel.update(room, room ? state.isOwner(room.name) : false);
     renderPeople();
     roomEvents.render(room ? state.events(room.name) : []);
@@ -376,6 +383,12 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
         rejoinPending = true;
       });
       socket.on('frame', onFrame);
+      socket.on('closed', ({ code, reason }) => {
+        // server/ws/frames.ts: WS_ABUSE_THRESHOLD refused frames in a row end the socket (1008).
+        if (code === CLOSE.policyViolation && reason === 'rate limit exceeded') {
+          showError('You were disconnected for sending too fast. Reconnecting; wait a moment before sending again.');
+        }
+      });
       socket.on('ended', () => options.onSessionEnded('Your session has ended. Please log in again.'));
       socket.on('refused', () => indicator.refused(true));
       socket.start();
@@ -399,7 +412,7 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
       composer.clear();
       currentUser.textContent = '';
       roomTitle.textContent = '';
-      document.title = 'Parley';
+      title.clear();
       screen.hidden = true;
     },
   };

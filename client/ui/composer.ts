@@ -3,7 +3,7 @@
 // text stays in the box, so nothing typed is lost.
 import { MAX_TEXT_LENGTH } from '../../shared/protocol.ts';
 import { byId } from './dom.ts';
-import { showError } from './notices.ts';
+import { showConnectionError, showError } from './notices.ts';
 
 export type Composer = {
   /** Which room the composer writes to (null: none), and whether the socket is up. */
@@ -37,7 +37,7 @@ export function createComposer(send: (text: string) => boolean): Composer {
       return;
     }
     if (button.disabled) {
-      showError('Not connected right now. Your message is still in the box; send it once the connection is back.');
+      showConnectionError('Not connected right now. Your message is still in the box; send it once the connection is back.');
       return;
     }
     if (send(text)) textarea.value = '';

@@ -4,6 +4,7 @@
 // secondary cue, never the only one.
 import type { ConnectionState } from '../socket.ts';
 import { byId } from './dom.ts';
+import { connectionRestored } from './notices.ts';
 
 export type ConnectionIndicator = {
   set(state: ConnectionState): void;
@@ -25,6 +26,7 @@ export function createConnectionIndicator(onReconnectNow: () => void): Connectio
       label.dataset['state'] = state;
       reconnectNow.hidden = state !== 'reconnecting' && state !== 'offline';
       if (state !== 'offline') refusedNotice.hidden = true;
+      if (state === 'connected') connectionRestored(); // "Not connected right now" is no longer true
     },
     refused(shown) {
       refusedNotice.hidden = !shown;

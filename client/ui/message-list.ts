@@ -1,5 +1,7 @@
 // The message log of the active room (role="log", aria-live="polite"), the
-// "Load older messages" button and the empty-room hint.
+// "Load older messages" button, the empty-room hint and the "new messages" marker: a
+// reader scrolled up is not pulled down by a new message; a button over the bottom of the
+// log counts what arrived below and jumps to the newest.
 //
 // Message nodes are created once per message id and reused, so an update only adds
 // or removes nodes: screen readers hear just the new messages, and DOMPurify runs
@@ -49,9 +51,36 @@ export function createMessageList(actions: MessageListActions): MessageList {
   let shownRoom: string | null = null;
   /** A scroll to the newest message is due at the next frame (see stickToBottom). */
   let stickScheduled = false;
+  /** Messages from others that arrived below while the reader was scrolled up. */
+  let unseen = 0;
+  const jump = byId('jump-newest', HTMLButtonElement);
 
   loadOlder.addEventListener('click', () => actions.loadOlder());
   loadNewer.addEventListener('click', () => actions.loadNewer());
+  jump.addEventListener('click', () => {
+    log.scrollTop = log.scrollHeight;
+    setUnseen(0);
+    log.focus(); // the button goes away: keep keyboard focus on the messages it led to
+  });
+  // Reaching the bottom by scrolling clears the marker too.
+  log.addEventListener('scroll', () => {
+    if (unseen > 0 && atBottom()) setUnseen(0);
+  }, { passive: true });
+
+  function atBottom(): boolean {
+    return log.scrollHeight - log.scrollTop - log.clientHeight <= STICKY_BOTTOM_PX;
+  }
+
+  function setUnseen(count: number): void {
+    unseen = count;
+    jump.hidden = count === 0;
+    if (count > 0) {
+      jump.replaceChildren(
+        el('span', { text: count === 1 ? '1 new message' : `${count > 99 ? '99+' : count} new messages` }),
+        el('span', { text: ' ↓', attrs: { 'aria-hidden': 'true' } }),
+      );
+    }
+  }
   log.addEventListener('click', (event) => {
     const button = event.target instanceof Element ? event.target.closest('button[data-action]') : null;
     const clientId = button?.closest('[data-client-id]')?.getAttribute('data-client-id');
@@ -117,7 +146,7 @@ export function createMessageList(actions: MessageListActions): MessageList {
     show(room, view, pending, me, scroll = 'keep') {
       const roomChanged = room !== shownRoom;
       shownRoom = room;
-      const wasAtBottom = log.scrollHeight - log.scrollTop - log.clientHeight <= STICKY_BOTTOM_PX;
+      const wasAtBottom = atBottom();
       const anchor = log.firstElementChild;
       const anchorTop = anchor?.getBoundingClientRect().top ?? 0;
 
@@ -136,6 +165,7 @@ export function createMessageList(actions: MessageListActions): MessageList {
 
       if (roomChanged || scroll === 'bottom' || wasAtBottom) {
         log.scrollTop = log.scrollHeight;
+        setUnseen(0);
       } else if (anchor?.isConnected) {
         // Older messages were added above: keep what the reader was looking at in place.
         log.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
@@ -146,7 +176,7 @@ export function createMessageList(actions: MessageListActions): MessageList {
     append(room, view, message, pending, me) {
       if (room !== shownRoom) return this.show(room, view, pending, me);
       // Read before writing, and not again while a scroll is due: no forced layout per message.
-      const wasAtBottom = stickScheduled || log.scrollHeight - log.scrollTop - log.clientHeight <= STICKY_BOTTOM_PX;
+      const wasAtBottom = stickScheduled || atBottom();
       // Pending copies this message settled (our own, broadcast back) leave.
       const waiting = new Set(pending.map((item) => item.clientId));
       for (const [clientId, { node }] of pendingNodes) {
@@ -176,6 +206,7 @@ export function createMessageList(actions: MessageListActions): MessageList {
         if (kept?.isConnected) log.scrollTop += kept.getBoundingClientRect().top - keptTop;
       }
       if (wasAtBottom) stickToBottom();
+      else if (message.user !== me) setUnseen(unseen + 1);
       updateControls(room, view, log.childElementCount);
     },
     clear() {
@@ -183,6 +214,7 @@ export function createMessageList(actions: MessageListActions): MessageList {
       nodes = new Map();
       pendingNodes = new Map();
       shownRoom = null;
+      setUnseen(0);
       log.replaceChildren();
       empty.hidden = true;
       loadOlder.hidden = true;

@@ -39,7 +39,7 @@ export function createRoomList(onSelect: (room: string) => void): RoomList {
 
 function renderEntry({ room, unread, owned }: RoomEntry, active: boolean): HTMLLIElement {
   const button = el('button', { className: 'room-button', attrs: { type: 'button', 'data-room': room.name } },
-    el('span', { className: 'room-name', text: room.name }),
+    el('span', { className: 'room-name', text: room.name, attrs: { title: room.name } }), // full name where the sidebar cuts it
   );
   if (room.private) button.append(el('span', { className: 'tag', text: owned ? 'private · yours' : 'private' }));
   if (unread > 0) {

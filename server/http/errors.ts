@@ -11,7 +11,7 @@ export function sendError(res: Response, status: number, error: string, message:
 /** 503 server_busy + Retry-After: a backend outage or a full queue; the client retries. */
 export function sendBusy(res: Response): void {
   res.set('Retry-After', '1');
-  sendError(res, 503, 'server_busy', 'The server is busy. Try again in a moment.');
+  sendError(res, 503, 'server_busy', 'The server is busy.'); // the wait is Retry-After's (the client words it once)
 }
 
 export const apiNotFound: RequestHandler = (_req, res) => {

@@ -93,18 +93,19 @@ export async function watchContext(context: BrowserContext): Promise<Watch> {
 }
 
 /** Registers (or logs in) through Parley's sign-in form and waits for the live connection. */
-export async function signIn(page: Page, origin: string, username: string, mode: 'register' | 'login' = 'register'): Promise<void> {
+export async function signIn(page: Page, origin: string, username: string, mode: 'register' | 'login' = 'register', password = PASSWORD): Promise<void> {
   await page.goto(`${origin}/`);
   await page.locator('#username').waitFor({ state: 'visible', ...WAIT });
   await page.fill('#username', username);
-  await page.fill('#password', PASSWORD);
+  await page.fill('#password', password);
   await page.click(mode === 'register' ? '#register' : '#login');
   await waitConnected(page);
 }
 
 export async function waitConnected(page: Page): Promise<void> {
   await page.locator('#connection-state', { hasText: /^connected$/ }).waitFor(WAIT);
-  await page.locator('[data-room="lobby"]').waitFor(WAIT);
+  // Attached, not visible: on a narrow screen the room list is in a closed drawer.
+  await page.locator('[data-room="lobby"]').waitFor({ state: 'attached', ...WAIT });
 }
 
 /** The message bodies shown in the page's message log. */

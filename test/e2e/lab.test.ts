@@ -12,6 +12,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Control } from '../../server/config.ts';
 import { startLab, type Lab } from '../../lab/lab.ts';
 import { labPayloads } from '../../lab/payloads.ts';
+import { VICTIM } from '../../lab/victim.ts';
+import { axeViolations } from './axe.ts';
 import { ensureClientBuilt, freePort, launchBrowser, newContext, screenshot, settle, signIn, WAIT, waitForMessage, watchContext, type Watch } from './browser.ts';
 
 let browser: Browser;
@@ -36,7 +38,8 @@ async function setUp(disabled: Control[]): Promise<Setup> {
   const context = await newContext(browser);
   const watch = await watchContext(context);
   const victim = await context.newPage();
-  await signIn(victim, lab.parleyOrigin, 'victim');
+  // The lab seeded 'victim' (with a private note) at start: sign in as them.
+  await signIn(victim, lab.parleyOrigin, VICTIM.username, 'login', VICTIM.password);
   return {
     lab,
     context,
@@ -98,6 +101,12 @@ describe('attack lab, every control on: each attack is blocked', () => {
     assert.match(text, /even though the browser sent the victim's cookie/);
     assert.match(await stepsText(page), /close code 1006/);
     await page.locator('#server-log li', { hasText: 'upgrade_refused' }).first().waitFor(WAIT);
+    // Nothing of the victim's was read: no loot, and the note appears nowhere on the page.
+    assert.equal(await page.locator('#loot').isHidden(), true);
+    assert.ok(!((await page.textContent('body')) ?? '').includes(VICTIM.note), 'the victim\'s note is on the attacker\'s page');
+    // The "why" panel explains the control that held, not a switched-off one.
+    assert.equal(await page.locator('[data-when-off="origin"]').isHidden(), true);
+    assert.equal(await page.locator('[data-when-on="origin"]').isVisible(), true);
     await screenshot(page, 'lab-cswsh', { fullPage: true });
     await victimStillSignedIn(setup);
   });
@@ -110,6 +119,7 @@ describe('attack lab, every control on: each attack is blocked', () => {
       assert.equal(await result.getAttribute('data-outcome'), 'blocked', name);
       assert.match((await result.textContent()) ?? '', /HTTP 403 csrf_origin/, name);
     }
+    assert.equal(await page.locator('[data-when-off="csrf"]').isHidden(), true, 'the why panel claims the CSRF guard is off');
     assert.equal(await page.locator('#result-fetch').getAttribute('data-outcome'), 'blocked');
     assert.match((await page.locator('#result-fetch').textContent()) ?? '', /preflight/);
     // Same site, so SameSite=Strict let the cookie through: the guard is what stopped these.
@@ -181,6 +191,17 @@ describe('attack lab with origin, csrf and sanitize switched off (PARLEY_UNSAFE_
     await waitForMessage(setup.victim, posted);
     const message = setup.victim.locator('#messages .message', { hasText: posted });
     assert.equal(await message.locator('.message-user').textContent(), 'victim');
+    // The victim's private note, read out on the attacker's page, visibly.
+    const loot = page.locator('#loot');
+    assert.equal(await loot.isVisible(), true);
+    assert.equal(await loot.locator('.stolen-note').first().textContent(), VICTIM.note);
+    assert.match((await loot.textContent()) ?? '', new RegExp(`#${VICTIM.room}, ${VICTIM.username}`));
+    // The "why" panel names the switched-off control and why the attack therefore worked.
+    const why = page.locator('[data-when-off="origin"]');
+    assert.equal(await why.isVisible(), true);
+    assert.match((await why.textContent()) ?? '', /Origin check is switched off.*--disable origin.*That is why the attack worked/s);
+    assert.equal(await page.locator('[data-when-on="origin"]').isHidden(), true);
+    assert.deepEqual(await axeViolations(page), [], 'axe, the hijacking page with the stolen note');
     await screenshot(page, 'lab-cswsh-succeeded', { fullPage: true });
   });
 
@@ -210,6 +231,8 @@ describe('attack lab with origin, csrf and sanitize switched off (PARLEY_UNSAFE_
     // The text/plain bodies still fail: Parley only parses application/json (the next layer).
     assert.equal(await page.locator('#result-login').getAttribute('data-outcome'), 'blocked');
     assert.equal(await page.locator('#result-fetch').getAttribute('data-outcome'), 'blocked');
+    assert.equal(await page.locator('[data-when-off="csrf"]').isVisible(), true, 'the why panel names the switched-off CSRF guard');
+    assert.equal(await page.locator('[data-when-on="csrf"]').isHidden(), true);
     await setup.victim.locator('#auth-screen').waitFor({ state: 'visible', ...WAIT });
     assert.equal(setup.lab.parley.connectionsOf('victim'), 0);
     await screenshot(page, 'lab-csrf-succeeded', { fullPage: true });
