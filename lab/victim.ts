@@ -23,7 +23,8 @@ export async function seedVictim(parleyOrigin: string, ca: string): Promise<void
       const first = await ws.next((f) => f['type'] === 'rooms');
       if (!hasRoom(first)) {
         ws.send({ type: 'create', room: VICTIM.room });
-        await ws.next(hasRoom);
+        // A created room arrives as a change to the list (room_added), not a whole new list.
+        await ws.next((f) => f['type'] === 'room_added' && (f['room'] as { name?: unknown } | undefined)?.name === VICTIM.room);
       }
       ws.send({ type: 'join', room: VICTIM.room });
       const history = await ws.next((f) => f['type'] === 'history' && f['room'] === VICTIM.room);

@@ -190,12 +190,13 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
 
   function onRoomEvent(frame: RoomEventFrame): void {
     if (!state.room(frame.room)) return;
-    // The server's answer to this user's own invite or removal: its confirmation may show now.
-    if (frame.by === state.user && (frame.event === 'invited' || frame.event === 'removed' || frame.event === 'uninvited')) confirmNext();
+    // The server's answer to this user's own invite or removal: its waiting confirmation says it.
+    const ownAnswer = frame.by === state.user && (frame.event === 'invited' || frame.event === 'removed' || frame.event === 'uninvited');
+    if (ownAnswer) confirmNext();
     state.addEvent(frame);
     if (frame.room !== state.active) return;
     roomEvents.render(state.events(frame.room));
-    announce(describeEvent(frame));
+    if (!ownAnswer) announce(describeEvent(frame));
     // Who is in the room changed: ask for the list again (the server authorizes it again).
     if (state.room(frame.room)?.private) sendFrame({ type: 'members', room: frame.room });
   }

@@ -18,8 +18,12 @@ export type MemberList = {
 
 export function createMemberList(actions: MemberActions): MemberList {
   const section = byId('people', HTMLElement);
+  const details = byId('people-details', HTMLDetailsElement);
+  const heading = byId('people-heading', HTMLElement);
   const list = byId('member-list', HTMLUListElement);
   const leave = byId('leave-room', HTMLButtonElement);
+  // On a phone the list starts folded (its summary says how many): the messages keep the screen.
+  details.open = !matchMedia('(max-width: 44rem)').matches;
 
   list.addEventListener('click', (event) => {
     const button = event.target instanceof Element ? event.target.closest('button[data-user]') : null;
@@ -39,6 +43,7 @@ export function createMemberList(actions: MemberActions): MemberList {
       const entries = [...names].sort().map((user) => memberEntry(room, user, online.has(user), isOwner && user !== me));
       const invited = isOwner ? (members?.invited ?? []) : [];
       list.replaceChildren(...entries, ...invited.map((user) => invitedEntry(room, user)));
+      heading.textContent = `People in this room (${names.length})`;
     },
     clear() {
       list.replaceChildren();
