@@ -1,13 +1,11 @@
-// The chat screen: wires the socket, the in-memory state and the views together.
-// Flow: start() opens the socket → the server sends `rooms` → we join the active
-// room (and, after a reconnect, every room we had joined) → `history` + live
-// `message` frames fill the log. stop() drops everything (ASVS 14.3.1).
-import { CLOSE, LOBBY } from '../../shared/protocol.ts';
-import type { ClientFrame, ErrorFrame, HistoryFrame, MessageFrame, RoomEventFrame, RoomsFrame, ServerFrame } from '../../shared/protocol.ts';
+// The chat screen: the DOM side of the chat. It builds the views, implements the ChatView the
+// controller (../chat-controller.ts: frames and actions, no DOM) asks to render, and wires the
+// socket to the controller. start() opens the socket; stop() drops everything (ASVS 14.3.1).
+import { CLOSE } from '../../shared/protocol.ts';
 import { me } from '../api.ts';
+import { ChatController, type ChatView } from '../chat-controller.ts';
 import { ChatSocket } from '../socket.ts';
-import type { ConnectionState, SessionCheck } from '../socket.ts';
-import { ChatState } from '../state.ts';
+import type { SessionCheck } from '../socket.ts';
 import { createAccount } from './account.ts';
 import { createComposer } from './composer.ts';
 import { createConnectionIndicator } from './connection-indicator.ts';
@@ -50,359 +48,135 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   const currentUser = byId('current-user', HTMLElement);
   const roomTitle = byId('room-title', HTMLElement);
 
-  let state = new ChatState('');
   let socket: ChatSocket | null = null;
-  /** Set on every (re)connect: the next `rooms` frame re-joins our rooms. */
-  let rejoinPending = false;
-  /** The room we asked to create, selected once it shows up in the room list. */
-  let creating: string | null = null;
-  /** The invitation we accepted, selected once its room shows up in the room list. */
-  let accepting: string | null = null;
-  /** Invitations we declined, announced once the server has removed them. */
-  const declining = new Set<string>();
 
   const title = createTabTitle();
   const indicator = createConnectionIndicator(() => socket?.reconnectNow());
-  const roomList = createRoomList((room) => selectRoom(room, true));
+  const roomList = createRoomList((room) => chat.selectRoom(room, true));
   const messages = createMessageList({
-    loadOlder,
-    loadNewer,
-    retry(clientId) {
-      const failed = state.getPending(clientId);
-      if (!failed) return;
-      if (socket?.state !== 'connected') {
-        showConnectionError('Not connected right now. Retry once the connection is back.');
-        return;
-      }
-      state.removePending(clientId);
-      // The same clientId: if the first try was stored after all, the server answers with its id
-      // and stores nothing twice.
-      sendText(failed.room, failed.text, clientId);
-    },
-    discard(clientId) {
-      state.removePending(clientId);
-      renderMessages();
-    },
+    loadOlder: () => chat.loadOlder(),
+    loadNewer: () => chat.loadNewer(),
+    retry: (clientId) => chat.retry(clientId),
+    discard: (clientId) => chat.discard(clientId),
   });
-  const composer = createComposer((text) => (state.active ? sendText(state.active, text) : false));
+  const composer = createComposer((text) => (chat.state.active ? chat.sendText(chat.state.active, text) : false));
   const roomsPanel = createRoomsPanel({
-    create(room) {
-      creating = room;
-      return sendFrame({ type: 'create', room });
-    },
-    invite(user) {
-      // Confirmed when the server answers with the "invited" line (onRoomEvent), or refused by an error.
-      const room = state.active;
-      if (!room || !sendFrame({ type: 'invite', room, user })) return false;
-      expectConfirmation(`Invitation for ${user} sent.`); // shown when the server answers, not before
-      return true;
-    },
+    create: (room) => chat.create(room),
+    invite: (user) => chat.invite(user),
   });
   const invitations = createInvitationList({
-    accept(room) {
-      if (sendFrame({ type: 'accept', room })) accepting = room;
-    },
-    decline(room) {
-      // Confirmed when the server takes the invitation away (invitation_removed).
-      if (sendFrame({ type: 'decline', room })) declining.add(room);
-    },
+    accept: (room) => chat.accept(room),
+    decline: (room) => chat.decline(room),
   });
   const memberList = createMemberList({
-    remove(user) {
-      // Confirmed by the "removed" / "uninvited" line in the room, which also refreshes the list.
-      const room = state.active;
-      if (room && sendFrame({ type: 'remove', room, user })) expectConfirmation(`${user} was removed from ${room}.`);
-    },
-    leave() {
-      const room = state.active;
-      if (room && state.room(room)?.private) sendFrame({ type: 'leave', room });
-    },
+    remove: (user) => chat.remove(user),
+    leave: () => chat.leave(),
   });
   const roomEvents = createRoomEvents();
   const account = createAccount({
-    currentUser: () => state.user,
+    currentUser: () => chat.state.user,
     onLoggedOut: () => options.onLoggedOut(),
     onSessionEnded: (message) => options.onSessionEnded(message),
   });
 
-  // ---- socket events -----------------------------------------------------------
+  /** No socket (signed out): nothing is sent. */
+  const offline = { send: () => false, connected: false };
+  const view = createView();
+  // Replaced on every start(): a session's chat never outlives it.
+  let chat = new ChatController('', view, offline);
 
-  function onState(connection: ConnectionState): void {
-    indicator.set(connection);
-    if (connection !== 'connected') {
-      // Whatever was in flight on the old socket may or may not have been stored.
-      state.failUnconfirmed('Connection lost before the server confirmed this message; it may still have arrived.');
-      state.cancelLoadingOlder();
-      renderMessages();
-    }
-    renderComposer();
-  }
-
-  function onFrame(frame: ServerFrame): void {
-    switch (frame.type) {
-      case 'rooms':
-        return onRooms(frame);
-      case 'history':
-        return onHistory(frame);
-      case 'message':
-        return onMessage(frame);
-      case 'ack':
-        if (state.ack(frame.clientId, frame.id)) renderMessages();
-        return;
-      case 'error':
-        return onError(frame);
-      case 'invitations':
-        state.setInvitations(frame.invitations);
-        return invitations.render(state.invitations);
-      case 'invitation_added':
-        state.addInvitation(frame.invitation);
+  /** The view the controller drives: each render reads the controller's current state. */
+  function createView(): ChatView {
+    const renderRooms = () => {
+      const { state } = chat;
+      title.update(state.active, state.rooms.reduce((sum, room) => sum + (room.name === state.active ? 0 : state.view(room.name).unread), 0));
+      roomList.render(
+        state.rooms.map((room) => ({ room, unread: state.view(room.name).unread, owned: room.owner === state.user })),
+        state.active,
+      );
+    };
+    const renderMessages = (scroll: 'keep' | 'bottom' = 'keep') => {
+      const { state } = chat;
+      const room = state.active;
+      messages.show(room, room ? state.view(room) : null, room ? state.pendingIn(room) : [], state.user, scroll);
+    };
+    const renderPeople = () => {
+      const { state } = chat;
+      const room = state.active ? state.room(state.active) : undefined;
+      memberList.render(room, state.user, room ? state.members(room.name) : undefined, room ? state.online(room.name) : new Set());
+    };
+    const renderRoomEvents = () => {
+      const room = chat.state.active;
+      roomEvents.render(room ? chat.state.events(room) : []);
+    };
+    const renderComposer = () => composer.update(chat.state.active, socket?.state === 'connected');
+    return {
+      renderRooms,
+      renderMessages,
+      appendMessage: (room, message) => messages.append(room, chat.state.view(room), message, chat.state.pendingIn(room), chat.state.user),
+      renderPeople,
+      renderInvitations: () => invitations.render(chat.state.invitations),
+      renderRoomEvents,
+      renderComposer,
+      renderAll: () => {
+        const { state } = chat;
+        const room = state.active ? state.room(state.active) : undefined;
+        roomTitle.textContent = room ? room.name : 'No room';
+        roomsPanel.update(room, room ? state.isOwner(room.name) : false);
+        renderPeople();
+        renderRoomEvents();
         invitations.render(state.invitations);
-        return announce(`${frame.invitation.from} invited you to ${frame.invitation.room}.`);
-      case 'invitation_removed':
-        state.removeInvitation(frame.room);
-        if (declining.delete(frame.room)) announce(`Invitation to ${frame.room} declined.`);
-        return invitations.render(state.invitations);
-      case 'room_added':
-        state.addRoom(frame.room);
-        return afterRoomsChanged(state.active, []);
-      case 'room_removed': {
-        const previous = state.active;
-        const wasKnown = Boolean(state.room(frame.room));
-        state.removeRoom(frame.room);
-        return afterRoomsChanged(previous, wasKnown ? [frame.room] : []);
-      }
-      case 'members':
-        state.setMembers(frame);
-        if (frame.room === state.active) renderPeople();
-        return;
-      case 'presence':
-        state.setOnline(frame.room, frame.online);
-        if (frame.room === state.active) renderPeople();
-        return;
-      case 'presence_change':
-        state.setPresence(frame.room, frame.user, frame.online);
-        if (frame.room === state.active) renderPeople();
-        return;
-      case 'room_event':
-        return onRoomEvent(frame);
-    }
-  }
-
-  function onRoomEvent(frame: RoomEventFrame): void {
-    if (!state.room(frame.room)) return;
-    // The server's answer to this user's own invite or removal: its waiting confirmation says it.
-    const ownAnswer = frame.by === state.user && (frame.event === 'invited' || frame.event === 'removed' || frame.event === 'uninvited');
-    if (ownAnswer) confirmNext();
-    state.addEvent(frame);
-    if (frame.room !== state.active) return;
-    roomEvents.render(state.events(frame.room));
-    if (!ownAnswer) announce(describeEvent(frame));
-    // Who is in the room changed: ask for the list again (the server authorizes it again).
-    if (state.room(frame.room)?.private) sendFrame({ type: 'members', room: frame.room });
-  }
-
-  function onRooms(frame: RoomsFrame): void {
-    const previous = state.active;
-    const removed = state.setRooms(frame.user, frame.rooms);
-    currentUser.textContent = frame.user;
-    afterRoomsChanged(previous, removed);
-  }
-
-  /** The room list changed (whole, or one room added or removed). */
-  function afterRoomsChanged(previous: string | null, removed: string[]): void {
-    if (previous && removed.includes(previous)) announce(`You no longer have access to ${previous}.`);
-
-    if (rejoinPending) {
-      rejoinPending = false;
-      for (const room of state.joined) sendFrame({ type: 'join', room });
-      // Who is in the active room may have changed while we were away.
-      if (state.active && state.room(state.active)?.private) sendFrame({ type: 'members', room: state.active });
-    }
-    if (creating && state.room(creating)) {
-      const room = creating;
-      creating = null;
-      roomsPanel.created();
-      announce(`Room ${room} created.`);
-      selectRoom(room, true);
-      return;
-    }
-    if (accepting && state.room(accepting)) {
-      const room = accepting;
-      accepting = null;
-      announce(`You joined ${room}.`);
-      selectRoom(room, true);
-      return;
-    }
-    if (state.active === null) {
-      const fallback = state.room(LOBBY) ? LOBBY : state.rooms[0]?.name;
-      if (fallback) {
-        selectRoom(fallback, previous === null); // first load: focus the composer
-        return;
-      }
-    }
-    renderAll();
-  }
-
-  function onHistory(frame: HistoryFrame): void {
-    if (!state.room(frame.room)) return;
-    state.applyHistory(frame.room, frame.messages, frame.more);
-    if (frame.room === state.active) renderMessages();
-  }
-
-  function onMessage(frame: MessageFrame): void {
-    if (!state.room(frame.room)) return;
-    const { id, user, html, ts } = frame;
-    const message = { id, user, html, ts };
-    if (!state.addMessage(frame.room, message)) return;
-    if (frame.room === state.active) {
-      if (user !== state.user) title.messageInShownRoom();
-      const view = state.view(frame.room);
-      // The usual case, the newest message: append its node only (no pass over the list).
-      if (view.messages.at(-1) === message) messages.append(frame.room, view, message, state.pendingIn(frame.room), state.user);
-      else renderMessages();
-    } else if (user !== state.user) {
-      state.view(frame.room).unread += 1;
-      renderRooms();
-    }
-  }
-
-  function onError(frame: ErrorFrame): void {
-    if (frame.clientId !== undefined && state.fail(frame.clientId, `Not sent: ${frame.message}`)) {
-      renderMessages();
-      return;
-    }
-    // Other errors are not tied to a request (the protocol has no request ids for
-    // join / create / invite / remove), so show them and reset what might be waiting.
-    creating = null;
-    accepting = null;
-    declining.clear();
-    state.cancelLoadingOlder();
-    showError(frame.message);
-    renderMessages();
-  }
-
-  // ---- actions -----------------------------------------------------------------
-
-  function sendFrame(frame: ClientFrame): boolean {
-    if (socket?.send(frame)) return true;
-    showConnectionError('Not connected right now. Try again once the connection is back.');
-    return false;
-  }
-
-  function sendText(room: string, text: string, clientId: string = crypto.randomUUID()): boolean {
-    if (socket?.state !== 'connected') return false;
-    // Reading older messages at the cap: bring the newest back so the sent one shows up.
-    if (state.view(room).newer) loadLatest(room);
-    state.addPending(room, text, clientId);
-    if (!sendFrame({ type: 'send', room, text, clientId })) {
-      state.removePending(clientId);
-      return false;
-    }
-    renderMessages('bottom');
-    return true;
-  }
-
-  function selectRoom(room: string, focusComposer: boolean): void {
-    if (!state.room(room)) return;
-    state.active = room;
-    state.view(room).unread = 0;
-    if (!state.joined.has(room)) {
-      // Remember the room even if the socket is down: the next connect re-joins it.
-      state.joined.add(room);
-      socket?.send({ type: 'join', room });
-    }
-    if (state.room(room)?.private) socket?.send({ type: 'members', room });
-    renderAll();
-    if (focusComposer) composer.focus();
-  }
-
-  function loadOlder(): void {
-    const room = state.active;
-    if (!room) return;
-    const view = state.view(room);
-    const oldest = view.messages[0];
-    if (!oldest || view.loadingOlder) return;
-    if (!sendFrame({ type: 'history', room, before: oldest.id })) return;
-    view.loadingOlder = true;
-    renderMessages();
-  }
-
-  function loadNewer(): void {
-    if (state.active) loadLatest(state.active);
-  }
-
-  /** The latest page again (`before` past any id): it replaces or merges, and clears `newer`. */
-  function loadLatest(room: string): void {
-    sendFrame({ type: 'history', room, before: Number.MAX_SAFE_INTEGER });
-  }
-
-  // ---- rendering ---------------------------------------------------------------
-
-  function renderRooms(): void {
-    title.update(state.active, state.rooms.reduce((sum, room) => sum + (room.name === state.active ? 0 : state.view(room.name).unread), 0));
-    roomList.render(
-      state.rooms.map((room) => ({ room, unread: state.view(room.name).unread, owned: room.owner === state.user })),
-      state.active,
-    );
-  }
-
-  function renderMessages(scroll: 'keep' | 'bottom' = 'keep'): void {
-    const room = state.active;
-    messages.show(room, room ? state.view(room) : null, room ? state.pendingIn(room) : [], state.user, scroll);
-  }
-
-  function renderPeople(): void {
-    const room = state.active ? state.room(state.active) : undefined;
-    memberList.render(room, state.user, room ? state.members(room.name) : undefined, room ? state.online(room.name) : new Set());
-  }
-
-  function renderComposer(): void {
-    composer.update(state.active, socket?.state === 'connected');
-  }
-
-  function renderAll(): void {
-    const room = state.active ? state.room(state.active) : undefined;
-    roomTitle.textContent = room ? room.name : 'No room';
-    roomsPanel.update(room, room ? state.isOwner(room.name) : false);
-    renderPeople();
-    roomEvents.render(room ? state.events(room.name) : []);
-    invitations.render(state.invitations);
-    renderRooms();
-    renderMessages();
-    renderComposer();
+        renderRooms();
+        renderMessages();
+        renderComposer();
+      },
+      showUser: (user) => (currentUser.textContent = user),
+      roomCreated: () => roomsPanel.created(),
+      focusComposer: () => composer.focus(),
+      messageInShownRoom: () => title.messageInShownRoom(),
+      announce,
+      showError,
+      showConnectionError,
+      expectConfirmation,
+      confirmNext,
+      describeEvent,
+    };
   }
 
   return {
     start(username) {
-      state = new ChatState(username);
+      const live = new ChatSocket({ url: socketUrl(), checkSession });
+      socket = live;
+      chat = new ChatController(username, view, {
+        send: (frame) => live.send(frame),
+        get connected() {
+          return live.state === 'connected';
+        },
+      });
       currentUser.textContent = username;
       screen.hidden = false;
-      renderAll();
-      socket = new ChatSocket({ url: socketUrl(), checkSession });
-      socket.on('state', onState);
-      socket.on('open', () => {
-        rejoinPending = true;
+      view.renderAll();
+      live.on('state', (connection) => {
+        indicator.set(connection);
+        chat.connectionState(connection);
       });
-      socket.on('frame', onFrame);
-      socket.on('closed', ({ code, reason }) => {
+      live.on('open', () => chat.connected());
+      live.on('frame', (frame) => chat.frame(frame));
+      live.on('closed', ({ code, reason }) => {
         // server/ws/frames.ts: WS_ABUSE_THRESHOLD refused frames in a row end the socket (1008).
         if (code === CLOSE.policyViolation && reason === 'rate limit exceeded') {
           showError('You were disconnected for sending too fast. Reconnecting; wait a moment before sending again.');
         }
       });
-      socket.on('ended', () => options.onSessionEnded('Your session has ended. Please log in again.'));
-      socket.on('refused', () => indicator.refused(true));
-      socket.start();
+      live.on('ended', () => options.onSessionEnded('Your session has ended. Please log in again.'));
+      live.on('refused', () => indicator.refused(true));
+      live.start();
     },
     stop() {
       socket?.stop();
       socket = null;
       indicator.refused(false);
-      state = new ChatState('');
-      rejoinPending = false;
-      creating = null;
-      accepting = null;
-      declining.clear();
+      chat = new ChatController('', view, offline);
       account.closeDialog();
       roomList.clear();
       invitations.clear();
