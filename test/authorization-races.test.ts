@@ -277,3 +277,34 @@ describe('a logout during an upgrade still ends the socket it raced', () => {
     assert.equal(closed?.code, 1008, 'closed because its session ended');
   });
 });
+
+// A socket that closes while its frame waits for the session re-read: the frame must not run
+// on the closed socket. A `join` that did would leave a subscription nothing can drop — its
+// user shown online to the room for ever (and the connection kept in memory).
+describe('a frame that outlives its socket does nothing', () => {
+  let server: TestServer;
+  before(async () => {
+    // Idle 4 s: a frame re-reads the session every second; those reads answer 400 ms late.
+    server = await startServer({
+      env: { SESSION_IDLE_SECONDS: '4' },
+      wrapStore: (store) => slowStore(store, (call) => (call === 'sessions.get' ? 400 : 0)),
+    });
+  });
+  after(() => server?.close());
+
+  test('a join sent just before the socket closes leaves nobody online', async () => {
+    const observer = await joined(server, await signUp(server, 'ghostwatch'));
+    const ghostCookie = await signUp(server, 'ghost');
+    const ghost = await open(server, ghostCookie);
+    await sleep(1100); // past the touch interval: the next frame waits for a session read
+    ghost.send({ type: 'join', room: 'lobby' });
+    await sleep(20);
+    ghost.ws.terminate();
+    await sleep(1200);
+    const changes = observer.frames.filter((f) => f.type === 'presence_change' && f.user === 'ghost');
+    const last = changes.at(-1);
+    assert.ok(last === undefined || (last.type === 'presence_change' && last.online === false), `ghost is shown online: ${JSON.stringify(changes)}`);
+    assert.equal(server.parley.connectionsOf('ghost'), 0);
+    observer.ws.close();
+  });
+});

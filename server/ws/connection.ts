@@ -268,6 +268,8 @@ export class Connection {
         this.#expiresAt = deadline;
         if (touch) this.#lastTouch = now;
         this.#arm();
+        // The socket may have closed while the session was read: its frame is not handled.
+        if (!this.isOpen) return;
       }
       await this.#deps.handle(this, frame);
     } catch (error) {

@@ -28,7 +28,9 @@ export class Fanout {
 
   /** Start a subscription that receives nothing until activate(); call before the membership check. */
   reserve(room: string, connection: Connection): void {
-    if (this.#active.get(connection)?.has(room)) return;
+    // A socket that closed while its frame waited (its onClose already dropped everything)
+    // must not come back as a subscription nobody can drop: it would show its user online.
+    if (!connection.isOpen || this.#active.get(connection)?.has(room)) return;
     add(this.#pending, connection, room);
   }
 
@@ -38,7 +40,7 @@ export class Fanout {
    */
   activate(room: string, connection: Connection): boolean {
     if (this.#active.get(connection)?.has(room)) return true;
-    if (!remove(this.#pending, connection, room)) return false;
+    if (!remove(this.#pending, connection, room) || !connection.isOpen) return false;
     add(this.#active, connection, room);
     add(this.#rooms, room, connection);
     this.#onLive?.(room, connection, true);

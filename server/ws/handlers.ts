@@ -184,6 +184,9 @@ export function createHandlers(deps: HandlerDeps) {
       // them when the membership notice arrives.
       unsubscribe(frame.room, frame.user);
       const removed = await store.removeMember(frame.room, frame.user);
+      // And once more now that it has committed: a join of theirs that passed its membership read
+      // while the removal waited (on PostgreSQL, for the pair's lock) fails its activate() now.
+      unsubscribe(frame.room, frame.user);
       if (removed === 'none') return connection.sendError('no_such_user', `${frame.user} is neither a member of ${frame.room} nor invited.`);
       event(frame.room, removed === 'member' ? 'removed' : 'uninvited', frame.user, connection.user);
       await changed(frame.user);
@@ -211,7 +214,9 @@ export function createHandlers(deps: HandlerDeps) {
       // A room's owner never changes; the store's delete compares it again anyway.
       if (found.owner === connection.user) return connection.sendError('owner_cannot_leave', 'The owner cannot leave their own room.');
       unsubscribe(room, connection.user);
-      if (!(await store.leave(room, connection.user))) {
+      const left = await store.leave(room, connection.user);
+      unsubscribe(room, connection.user); // a join of another of their sockets that raced the leave
+      if (!left) {
         await roomLists.push(connection.user); // resubscribing is the client's move; its list is made right
         return refuse(connection, NOT_A_MEMBER, room);
       }

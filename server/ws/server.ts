@@ -89,16 +89,20 @@ export function createWsSide(deps: WsDeps): WsSide {
     onMembershipChanged: (user) => bus.publishMembership(user),
   });
   // An invitation, acceptance or removal made on another instance: refresh this user's sockets here too.
+  // If the refresh cannot read the store, the user's rooms here may be stale (a removal among
+  // them): fail closed, as on a bus loss — their sockets here come back later (1013) and re-join
+  // through every check (decision 013).
   bus.onMembership((user) =>
-    void roomLists.push(user).catch((error: unknown) =>
-      log('server_error', { user, reason: 'membership_refresh', detail: error instanceof Error ? error.message : 'unknown' }),
-    ),
+    void roomLists.push(user).catch((error: unknown) => {
+      log('server_error', { user, reason: 'membership_refresh', detail: error instanceof Error ? error.message : 'unknown' });
+      for (const connection of [...registry.ofUser(user)]) tryAgainLater(connection);
+    }),
   );
   const readFrame = createFrameReader(config, log, deps.messageBuckets);
   const sessionDeadline = createSessionCheck(config, store.sessions, log);
 
   function tryAgainLater(connection: Connection): void {
-    connection.sendError('server_busy', 'The server lost contact with the other servers. Reconnecting…');
+    connection.sendError('server_busy', 'The server could not check what this connection may receive. Reconnecting…');
     connection.close(CLOSE.tryAgainLater, 'try again later');
   }
 
