@@ -34,7 +34,9 @@ async function setUp(disabled: Control[]): Promise<Setup> {
   const parleyPort = await freePort();
   let attackerPort = await freePort();
   while (attackerPort === parleyPort) attackerPort = await freePort();
-  const lab = await startLab({ dataDir, parleyPort, attackerPort, disabled });
+  // The sanitizer's time budget is not under test here (a busy CI box must not turn a payload
+  // into too_complex); test/sanitize-pool.test.ts covers it.
+  const lab = await startLab({ dataDir, parleyPort, attackerPort, disabled, env: { SANITIZE_BUDGET_SECONDS: '10' } });
   const context = await newContext(browser);
   const watch = await watchContext(context);
   const victim = await context.newPage();
