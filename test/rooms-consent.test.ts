@@ -1,3 +1,4 @@
+// requires: postgres
 // Rooms with consent over real WSS: an invitation is pending until the invitee accepts or
 // declines it; members leave; the owner removes members and cancels invitations from the
 // member list; caps bound what one user can hold or push at another; room lists change by

@@ -1,3 +1,4 @@
+// requires: chromium
 // The chat basics in Chromium, with two people where it matters: the "new messages" marker,
 // the unread count in the tab title, wide room names, the notices (an overlaying "not
 // connected" bar that clears on reconnect, "You signed out in another tab", invitation

@@ -1,3 +1,4 @@
+// requires: chromium
 // `npm run dev` and the build, for the stylesheet: in dev, Vite serves client/styles.css
 // through its module graph and hot-swaps the <link> when the file changes (no reload, no
 // inline <style>, so the strict CSP holds); the production build links one hashed CSS file.

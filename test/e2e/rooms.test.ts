@@ -1,3 +1,4 @@
+// requires: chromium
 // Rooms with consent in a real browser (Debian's Chromium through playwright-core), three
 // people: an invitation waits for Accept or Decline; the owner's member list shows who is
 // in the room and who is online, with Remove and Cancel invitation buttons; a removed member
