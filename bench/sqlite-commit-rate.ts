@@ -96,9 +96,9 @@ async function rawStore(): Promise<{ count: number; seconds: number; perSecond: 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-bench-'));
   const store = new SqliteStore(dir, () => Date.now() + 60_000);
   try {
-    for (let i = 0; i < 1000; i++) await store.addMessage({ room: 'lobby', user: 'bench', html: TEXT, ts: Date.now() }); // warm-up
+    for (let i = 0; i < 1000; i++) await store.addMessage({ room: 'lobby', user: 'bench', text: TEXT, html: TEXT, ts: Date.now() }); // warm-up
     const start = performance.now();
-    for (let i = 0; i < RAW_COUNT; i++) await store.addMessage({ room: 'lobby', user: 'bench', html: TEXT, ts: Date.now() });
+    for (let i = 0; i < RAW_COUNT; i++) await store.addMessage({ room: 'lobby', user: 'bench', text: TEXT, html: TEXT, ts: Date.now() });
     const seconds = (performance.now() - start) / 1000;
     return { count: RAW_COUNT, seconds: Math.round(seconds * 100) / 100, perSecond: Math.round(RAW_COUNT / seconds) };
   } finally {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import proxyAddr from 'proxy-addr';
 
 /** Controls a lab or a test may switch off. Production never does: see unsafeDisabled(). */
-export const CONTROLS = ['origin', 'csrf', 'session', 'connection-cap', 'rate-limit', 'sanitize'] as const;
+export const CONTROLS = ['origin', 'csrf', 'session', 'connection-cap', 'rate-limit', 'encoding', 'sanitize'] as const;
 export type Control = (typeof CONTROLS)[number];
 
 export type Config = {

@@ -64,8 +64,10 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   const sessionParser = createSessionParser(config, store, secret);
   const checkOrigin = createOriginCheck(config.appOrigins);
   const addressOf = createAddressOf(config.trustProxy);
-  // Lab/test switch: with 'sanitize' disabled, no pool: raw text is stored and broadcast as HTML.
-  const pool = config.disabled.has('sanitize') ? undefined : new SanitizerPool(config.sanitize);
+  // The two server-side layers against stored XSS (decision 019); the lab switches `encoding` and
+  // `sanitize` turn one off. With both off there is no pool: raw text is stored and broadcast as HTML.
+  const layers = { encode: !config.disabled.has('encoding'), sanitize: !config.disabled.has('sanitize') };
+  const pool = layers.encode || layers.sanitize ? new SanitizerPool(config.sanitize) : undefined;
   // Loads in the background while the store opens; awaited before listening.
   const poolReady = pool?.ready();
   poolReady?.catch(() => {}); // handled where it is awaited, below
@@ -73,6 +75,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   const messageBuckets = new TokenBuckets(config.ws.messagesPerSecond, config.ws.messageBurst);
   const renderMessage = createMessageRenderer({
     pool,
+    layers,
     buckets: config.disabled.has('rate-limit') ? undefined : messageBuckets,
     limits: { ...config.sanitize, burst: config.ws.messageBurst },
   });

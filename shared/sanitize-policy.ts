@@ -4,7 +4,7 @@
 // ASVS 1.3.1: sanitize untrusted HTML with a well-known library and a strict allowlist.
 import type { Config, DOMPurify } from 'dompurify';
 
-export const ALLOWED_TAGS = ['b', 'i', 'em', 'strong', 'code', 'a'];
+export const ALLOWED_TAGS = ['b', 'i', 'em', 'strong', 'code', 'pre', 'a'];
 export const ALLOWED_ATTR = ['href', 'rel', 'target'];
 /** Only absolute https: and mailto: links; no javascript:, data:, relative or protocol-relative URLs. */
 export const ALLOWED_URI_REGEXP = /^(?:https:\/\/|mailto:)/i;
@@ -20,6 +20,9 @@ export const SANITIZE_CONFIG = {
   USE_PROFILES: false,
 } satisfies Config;
 
+/** What every link carries: no opener, no referrer, and no ranking credit for whoever posted it. */
+export const LINK_REL = 'noopener noreferrer nofollow';
+
 /** Force safe link behaviour on every surviving <a>: new tab, no opener, no referrer. */
 export function installLinkHook(purify: DOMPurify): void {
   purify.addHook('afterSanitizeAttributes', (node) => {
@@ -29,7 +32,7 @@ export function installLinkHook(purify: DOMPurify): void {
         node.removeAttribute('target');
         return;
       }
-      node.setAttribute('rel', 'noopener noreferrer nofollow');
+      node.setAttribute('rel', LINK_REL);
       node.setAttribute('target', '_blank');
     }
   });

@@ -1,7 +1,9 @@
 // requires: postgres
 // What a `send` may cost, and what it may store: the sanitizer pool, its bounds and its budget,
 // cost-charged rate limits, empty messages and ill-formed text — over real WSS against the real
-// server (and PostgreSQL where the store matters), plus the small pieces on their own.
+// server (and PostgreSQL where the store matters), plus the small pieces on their own. A message
+// is text with a Markdown subset (decision 019); the HTML shape bounds apply where text is taken
+// as HTML, which is the lab switch `encoding` off (ENCODING_OFF below).
 // Run: npx node --test test/sanitize-pool.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +19,10 @@ import { startPostgres, type PostgresService } from './helpers/services.ts';
 /** 2,000 characters of nested tags: ~300 ms of jsdom + DOMPurify on this machine's main thread. */
 const NESTED = '<table><td>x'.repeat(166);
 const HIGH_RATE = { WS_MESSAGES_PER_SECOND: '1000', WS_MESSAGE_BURST: '1000' };
+/** Text is HTML (the lab switch): the sanitizer's own bounds are what stands between a sender and the workers. */
+const ENCODING_OFF = { disabled: ['encoding' as const] };
+/** 2,000 characters of e-mail addresses: the costliest Markdown shape found (~55 ms: linkify, then DOMPurify on 285 links). */
+const COSTLY_MARKDOWN = 'a@b.co '.repeat(285);
 
 type Answer = { type: 'ack'; id: number } | { type: 'error'; code: string };
 
@@ -123,13 +129,13 @@ describe('the sanitizer pool', () => {
   });
 });
 
-describe('send over WSS: bounds, budget, empty messages (default limits)', () => {
+describe('send over WSS, text as HTML (encoding off): bounds, budget, empty messages (default limits)', () => {
   let server: TestServer;
   let sender: Client;
   let listener: Client;
   let readerCookie: string;
   before(async () => {
-    server = await startServer({ env: HIGH_RATE });
+    server = await startServer({ env: HIGH_RATE, ...ENCODING_OFF });
     sender = await joined(server, await signUp(server, 'sender'));
     listener = await joined(server, await signUp(server, 'listener'));
     readerCookie = await signUp(server, 'reader');
@@ -185,12 +191,65 @@ describe('send over WSS: bounds, budget, empty messages (default limits)', () =>
   });
 });
 
-describe('send over WSS: a message over the time budget (shape bounds raised so it gets parsed)', () => {
+describe('send over WSS, text (the default): what used to cost is text, Markdown is bounded by the same budget', () => {
+  let server: TestServer;
+  let readerCookie: string;
+  const sender = async (name: string, on = server) => joined(on, await signUp(on, name));
+  before(async () => {
+    server = await startServer({ env: HIGH_RATE });
+    readerCookie = await signUp(server, 'reader');
+  });
+  after(async () => server?.close());
+
+  test('2,000 characters of nested tags are text: delivered as typed', async () => {
+    const typist = await sender('typist');
+    typist.send({ type: 'send', room: 'lobby', text: NESTED, clientId: 'nested' });
+    const a = await answer(typist, 'nested');
+    assert.equal(a.type, 'ack');
+    const history = await historyOf(server, readerCookie);
+    assert.equal(history.get((a as { id: number }).id), NESTED.replaceAll('<', '&lt;').replaceAll('>', '&gt;'));
+    typist.ws.close();
+  });
+
+  test('nothing visible is still refused empty_message; a tag written as text is visible', async () => {
+    const blanks = await sender('blanks');
+    for (const [i, text] of ['\u200b\u200b', '\u3164', '**\u200b**', '`\u3164`'].entries()) {
+      blanks.send({ type: 'send', room: 'lobby', text, clientId: `blank${i}` });
+      assert.deepEqual(await answer(blanks, `blank${i}`), { type: 'error', code: 'empty_message' }, JSON.stringify(text));
+    }
+    const other = await sender('scripter');
+    other.send({ type: 'send', room: 'lobby', text: '<script>alert(1)</script>', clientId: 'script' });
+    assert.equal((await answer(other, 'script')).type, 'ack');
+    blanks.ws.close();
+    other.ws.close();
+  });
+
+  test('Markdown over the time budget (10 ms here) is refused too_complex; the replaced worker serves the next message', async () => {
+    // ~55 ms of work on this machine against a 10 ms budget; "**next**" takes well under 1 ms.
+    const tight = await startServer({ env: { ...HIGH_RATE, SANITIZE_BUDGET_SECONDS: '0.01', SANITIZE_WORKERS: '1' } });
+    try {
+      const costly = await sender('costly', tight);
+      costly.send({ type: 'send', room: 'lobby', text: COSTLY_MARKDOWN, clientId: 'costly' });
+      assert.deepEqual(await answer(costly, 'costly'), { type: 'error', code: 'too_complex' });
+      // Another user: the over-budget message cost its sender a whole burst.
+      const next = await sender('next', tight);
+      next.send({ type: 'send', room: 'lobby', text: '**next**', clientId: 'next' });
+      assert.equal((await answer(next, 'next', 15_000)).type, 'ack');
+      costly.ws.close();
+      next.ws.close();
+    } finally {
+      await tight.close();
+    }
+  });
+});
+
+describe('send over WSS, text as HTML (encoding off): a message over the time budget (shape bounds raised so it gets parsed)', () => {
   let server: TestServer;
   let sender: Client;
   before(async () => {
     server = await startServer({
       env: { ...HIGH_RATE, SANITIZE_MAX_TAGS: '2000', SANITIZE_MAX_DEPTH: '2000', SANITIZE_BUDGET_SECONDS: '0.1', SANITIZE_WORKERS: '1' },
+      ...ENCODING_OFF,
     });
     sender = await joined(server, await signUp(server, 'slowpoke'));
   });
@@ -218,10 +277,10 @@ describe('send over WSS: a message over the time budget (shape bounds raised so 
   });
 });
 
-describe('send over WSS: the rate limit is charged by cost (WS_MESSAGE_BURST 30, 10/s: the defaults)', () => {
+describe('send over WSS, text as HTML (encoding off): the rate limit is charged by cost (WS_MESSAGE_BURST 30, 10/s: the defaults)', () => {
   let server: TestServer;
   before(async () => {
-    server = await startServer();
+    server = await startServer(ENCODING_OFF);
   });
   after(async () => server?.close());
 
@@ -270,7 +329,8 @@ for (const engine of ['sqlite', 'postgresql'] as const) {
       const sender = await joined(server, await signUp(server, 'surrogate'));
       const cases = [
         { text: 'a\ud800b', expected: 'a\ufffdb' },
-        { text: '<b>x\udc00</b>\ud83d', expected: '<b>x\ufffd</b>\ufffd' },
+        { text: '<b>x\udc00</b>\ud83d', expected: '&lt;b&gt;x\ufffd&lt;/b&gt;\ufffd' },
+        { text: '**x\udc00**', expected: '<strong>x\ufffd</strong>' },
         { text: 'pair 😀 stays', expected: 'pair 😀 stays' },
       ];
       const ids: number[] = [];

@@ -2,15 +2,19 @@
 // `send` costs is decided here, in this order:
 // 1. Well-formed text first (String.prototype.toWellFormed: a lone surrogate becomes U+FFFD),
 //    so the live broadcast and the stored copy are the same text on every store.
-// 2. Plain text (no `<`, no `&`) is already inert element content: no parser, on this thread.
-// 3. Markup is measured before it is parsed (markup-shape.ts): too many tags or too deep a
-//    nesting is refused (`too_complex`) without parsing; the rest is charged to the sender's
-//    rate budget by its size (tokens before the work), then sanitized in a worker thread
-//    within a time budget (sanitizer-pool.ts), then charged by the time it took (debt after).
+// 2. A message is text (encoding, decision 019). Text that no rule of the Markdown subset can
+//    touch is escaped here, on this thread: no parser. The rest is rendered (markdown.ts) and
+//    the result sanitized (DOMPurify, the one allowlist) in a worker thread within a time
+//    budget (sanitizer-pool.ts), then charged to the sender's rate budget by the time it took.
+// 3. With the lab switch `encoding` off the text is taken as HTML, as Parley did before it
+//    encoded: markup is measured before it is parsed (markup-shape.ts) — too many tags or too
+//    deep a nesting is refused (`too_complex`) without parsing, the rest charged by its size
+//    (tokens before the work) — then sanitized in a worker like the above.
 // 4. Nothing visible left (only removed tags, white space, zero-width or filler characters)
 //    is refused (`empty_message`), not stored as an empty message.
-// ASVS 1.3.1 (sanitize with a well-known library and the one policy), OWASP WS cheat sheet
-// (limit the resources one client may use). Why: docs/decisions/011-sanitizer-worker-pool.md.
+// OWASP XSS prevention (encode, then sanitize what is meant to be HTML), ASVS 1.2.1 and 1.3.1,
+// OWASP WS cheat sheet (limit the resources one client may use). Why: docs/decisions/011 and 019.
+import { escapeHtml, needsMarkdown } from './markdown.ts';
 import { markupShape } from './markup-shape.ts';
 import type { TokenBuckets } from './rate-limit.ts';
 import type { SanitizerPool } from './sanitizer-pool.ts';
@@ -18,14 +22,18 @@ import { hasVisibleText } from './visible-text.ts';
 
 export type Refusal = 'too_complex' | 'empty_message' | 'rate_limited' | 'server_busy';
 
-/** `cost`: rate-limit tokens this message was charged on top of its frame's one. */
-export type Rendered = { ok: true; html: string; cost: number } | { ok: false; code: Refusal; message: string };
+/** `text`: the source to store (well-formed); `cost`: rate-limit tokens this message was charged on top of its frame's one. */
+export type Rendered = { ok: true; text: string; html: string; cost: number } | { ok: false; code: Refusal; message: string };
 
 export type RenderMessage = (user: string, text: string) => Promise<Rendered>;
 
+/** Which layers are on; both are, except where the lab switches `encoding` or `sanitize` turned one off. */
+export type Layers = { encode: boolean; sanitize: boolean };
+
 export type RendererDeps = {
-  /** undefined: the lab switch PARLEY_UNSAFE_DISABLE=sanitize — the raw text is the HTML. */
+  /** Worker threads for Markdown and DOMPurify; undefined only when both layers are off (the raw text is the HTML). */
   pool: SanitizerPool | undefined;
+  layers: Layers;
   /** The same per-user buckets the frame reader takes from; undefined when rate limiting is off. */
   buckets: TokenBuckets | undefined;
   limits: { maxTags: number; maxDepth: number; budgetMs: number; burst: number };
@@ -35,27 +43,17 @@ export type RendererDeps = {
 export const TAGS_PER_TOKEN = 10;
 
 const refused = (code: Refusal, message: string): Rendered => ({ ok: false, code, message });
-const TOO_COMPLEX = 'That message has too much markup. Send it with fewer tags or less nesting.';
+const TOO_COMPLEX = 'That message has too much formatting. Send it with less markup or nesting.';
 const EMPTY = 'That message has nothing visible in it.';
 const EXPENSIVE = 'Slow down: that message costs more than your remaining message budget.';
 
-export function createMessageRenderer({ pool, buckets, limits }: RendererDeps): RenderMessage {
+export function createMessageRenderer({ pool, layers, buckets, limits }: RendererDeps): RenderMessage {
   // Worker time is priced so that a message that uses its whole budget costs a whole burst.
   const msPerToken = limits.budgetMs / limits.burst;
 
-  return async (user, rawText) => {
-    const text = rawText.toWellFormed();
-    if (!pool) return { ok: true, html: text, cost: 0 }; // lab switch: stored and broadcast as typed
-    if (text.indexOf('<') === -1 && text.indexOf('&') === -1) {
-      return hasVisibleText(text) ? { ok: true, html: text, cost: 0 } : refused('empty_message', EMPTY);
-    }
-
-    const shape = markupShape(text, limits.maxTags);
-    if (shape.tags > limits.maxTags || shape.depth > limits.maxDepth) return refused('too_complex', TOO_COMPLEX);
-    const prepaid = Math.floor(shape.tags / TAGS_PER_TOKEN);
-    if (buckets && prepaid > 0 && !buckets.take(user, prepaid)) return refused('rate_limited', EXPENSIVE);
-
-    const result = await pool.sanitize(text);
+  /** Renders (and/or sanitizes) in a worker; `prepaid` tokens were charged before, the rest is charged by time. */
+  async function inWorker(workers: SanitizerPool, user: string, text: string, format: 'markdown' | 'html', prepaid: number): Promise<Rendered> {
+    const result = await workers.render(text, { format, sanitize: layers.sanitize });
     if (!result.ok) {
       if (result.reason === 'busy') return refused('server_busy', 'The server is busy. Try again in a moment.');
       // Over its time budget: the work was done (and a worker replaced); the sender pays a full burst.
@@ -65,6 +63,25 @@ export function createMessageRenderer({ pool, buckets, limits }: RendererDeps): 
     const timed = Math.floor(result.ms / msPerToken);
     if (buckets && timed > prepaid) buckets.charge(user, timed - prepaid);
     if (!result.visible) return refused('empty_message', EMPTY);
-    return { ok: true, html: result.html, cost: Math.max(prepaid, timed) };
+    return { ok: true, text, html: result.html, cost: Math.max(prepaid, timed) };
+  }
+
+  return async (user, rawText) => {
+    const text = rawText.toWellFormed();
+    if (!pool) return { ok: true, text, html: text, cost: 0 }; // lab: encoding and sanitize off — stored and broadcast as typed
+    if (layers.encode) {
+      if (needsMarkdown(text)) return inWorker(pool, user, text, 'markdown', 0);
+      return hasVisibleText(text) ? { ok: true, text, html: escapeHtml(text), cost: 0 } : refused('empty_message', EMPTY);
+    }
+
+    // Lab switch `encoding` off: the text is HTML. Plain text (no `<`, no `&`) is already inert element content.
+    if (text.indexOf('<') === -1 && text.indexOf('&') === -1) {
+      return hasVisibleText(text) ? { ok: true, text, html: text, cost: 0 } : refused('empty_message', EMPTY);
+    }
+    const shape = markupShape(text, limits.maxTags);
+    if (shape.tags > limits.maxTags || shape.depth > limits.maxDepth) return refused('too_complex', TOO_COMPLEX);
+    const prepaid = Math.floor(shape.tags / TAGS_PER_TOKEN);
+    if (buckets && prepaid > 0 && !buckets.take(user, prepaid)) return refused('rate_limited', EXPENSIVE);
+    return inWorker(pool, user, text, 'html', prepaid);
   };
 }

@@ -1,5 +1,6 @@
-// HTML sanitizing off the event loop: a small pool of worker threads (piscina), each with its
-// own jsdom window (sanitize-worker.ts), and a time budget per message. The event loop that
+// Message rendering and HTML sanitizing off the event loop: a small pool of worker threads
+// (piscina), each with its own markdown-it and jsdom window (sanitize-worker.ts), and a time
+// budget per message. The event loop that
 // reads every socket and fans out every message never parses HTML, so one user's costly
 // message delays nobody else's delivery. Why and how much: docs/decisions/011-sanitizer-worker-pool.md.
 //
@@ -58,8 +59,13 @@ export class SanitizerPool {
     this.#pool.on('error', () => {});
   }
 
+  /** HTML → the allowlist (the lab's `encoding` switch off; the self-check; tests). */
+  sanitize(text: string, budgetMs = this.#budgetMs): Promise<PoolVerdict> {
+    return this.render(text, { format: 'html', sanitize: true }, budgetMs);
+  }
+
   /** `budgetMs`: the per-message budget, unless the caller (the start-up self-check) needs another. */
-  async sanitize(text: string, budgetMs = this.#budgetMs): Promise<PoolVerdict> {
+  async render(text: string, how: Pick<SanitizeTask, 'format' | 'sanitize'>, budgetMs = this.#budgetMs): Promise<PoolVerdict> {
     if (this.#inFlight >= this.#capacity) return { ok: false, reason: 'busy' };
     this.#inFlight += 1;
     const abort = new AbortController();
@@ -76,7 +82,7 @@ export class SanitizerPool {
     };
     timer = setTimeout(check, budgetMs);
     try {
-      const result = await this.#pool.run({ text, times }, { signal: abort.signal });
+      const result = await this.#pool.run({ text, ...how, times }, { signal: abort.signal });
       return { ok: true, ...result };
     } catch (error) {
       if (abort.signal.aborted) {
@@ -101,12 +107,18 @@ export class SanitizerPool {
     // Abortable tasks only go to idle workers, so these land on one worker each.
     // A cold worker's first call compiles DOMPurify and jsdom's parser: on a busy machine that
     // alone can exceed the per-message budget, which is for messages, not for warming up.
-    const probes = await Promise.all(
-      Array.from({ length: this.#workers }, () => this.sanitize('<img src=x onerror=alert(1)><b>ok</b>', SELF_CHECK_BUDGET_MS)),
-    );
-    for (const probe of probes) {
-      if (!probe.ok || probe.html !== '<b>ok</b>' || !probe.visible) {
-        throw new Error(`The sanitizer workers failed their self-check (${JSON.stringify(probe)}); refusing to start without a sanitizer.`);
+    // Both halves of the work, on every worker: DOMPurify removes a known payload from HTML, and
+    // Markdown is rendered with raw HTML encoded.
+    const probes: Array<[string, Pick<SanitizeTask, 'format' | 'sanitize'>, string]> = [
+      ['<img src=x onerror=alert(1)><b>ok</b>', { format: 'html', sanitize: true }, '<b>ok</b>'],
+      ['<img src=x onerror=alert(1)>**ok**', { format: 'markdown', sanitize: true }, '&lt;img src=x onerror=alert(1)&gt;<strong>ok</strong>'],
+    ];
+    for (const [input, how, expected] of probes) {
+      const verdicts = await Promise.all(Array.from({ length: this.#workers }, () => this.render(input, how, SELF_CHECK_BUDGET_MS)));
+      for (const verdict of verdicts) {
+        if (!verdict.ok || verdict.html !== expected || !verdict.visible) {
+          throw new Error(`The sanitizer workers failed their self-check (${JSON.stringify(verdict)}); refusing to start without a sanitizer.`);
+        }
       }
     }
   }

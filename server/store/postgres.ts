@@ -79,6 +79,8 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX invitations_user ON invitations("user", invited_at);
    CREATE INDEX rooms_owner ON rooms(owner);`,
+  // A message is text (rendered to HTML when sent): its source is kept. NULL for messages stored before.
+  `ALTER TABLE messages ADD COLUMN text TEXT;`,
 ];
 
 /** pg_advisory_xact_lock key: "parley" in ASCII. Two instances starting together take turns. */
@@ -434,16 +436,16 @@ export class PostgresStore implements ParleyStore {
     return rows.length > 0;
   }
 
-  async addMessage({ room, user, html, ts, clientId }: NewMessage): Promise<Posted> {
+  async addMessage({ room, user, text, html, ts, clientId }: NewMessage): Promise<Posted> {
     // One statement, so one snapshot: the sender may post at the moment of the insert (a
     // removal committed before it wins). Autocommit: when this resolves, the row is committed
     // (and the caller may ack). A retried clientId conflicts and inserts nothing.
     const { rows } = await this.#query<{ id: string }>(
-      `INSERT INTO messages (room, "user", html, ts, client_id)
-       SELECT r.name, $2::text, $3::text, $4::bigint, $5::text FROM rooms r
+      `INSERT INTO messages (room, "user", html, ts, client_id, text)
+       SELECT r.name, $2::text, $3::text, $4::bigint, $5::text, $6::text FROM rooms r
        WHERE r.name = $1::text AND (NOT r.private OR EXISTS (SELECT 1 FROM members m WHERE m.room = r.name AND m."user" = $2::text))
        ON CONFLICT DO NOTHING RETURNING id`,
-      [room, user, html, ts, clientId ?? null],
+      [room, user, html, ts, clientId ?? null, text],
     );
     if (rows[0]) return { ok: true, id: Number(rows[0].id), duplicate: false };
     if (clientId === undefined) return { ok: false };

@@ -61,6 +61,8 @@ const MIGRATIONS: string[] = [
    ) STRICT, WITHOUT ROWID;
    CREATE INDEX invitations_user ON invitations(user, invited_at);
    CREATE INDEX rooms_owner ON rooms(owner);`,
+  // A message is text (rendered to HTML when sent): its source is kept. NULL for messages stored before.
+  `ALTER TABLE messages ADD COLUMN text TEXT;`,
 ];
 
 function migrate(db: DatabaseSync): void {
@@ -157,8 +159,8 @@ export class SqliteStore implements ParleyStore {
       invitedTo: db.prepare('SELECT user FROM invitations WHERE room = ? ORDER BY user'),
       // Authorization and insert in one statement: the sender may post at the moment of the insert.
       addMessage: db.prepare(
-        `INSERT INTO messages (room, user, html, ts, client_id)
-         SELECT r.name, ?2, ?3, ?4, ?5 FROM rooms r
+        `INSERT INTO messages (room, user, html, ts, client_id, text)
+         SELECT r.name, ?2, ?3, ?4, ?5, ?6 FROM rooms r
          WHERE r.name = ?1 AND (r.private = 0 OR EXISTS (SELECT 1 FROM members m WHERE m.room = r.name AND m.user = ?2))
          ON CONFLICT DO NOTHING RETURNING id`,
       ),
@@ -270,8 +272,8 @@ export class SqliteStore implements ParleyStore {
     return this.#q['isMember']!.get(room, user) !== undefined;
   }
 
-  async addMessage({ room, user, html, ts, clientId }: NewMessage): Promise<Posted> {
-    const row = this.#q['addMessage']!.get(room, user, html, ts, clientId ?? null) as { id: number } | undefined;
+  async addMessage({ room, user, text, html, ts, clientId }: NewMessage): Promise<Posted> {
+    const row = this.#q['addMessage']!.get(room, user, html, ts, clientId ?? null, text) as { id: number } | undefined;
     if (row) return { ok: true, id: Number(row.id), duplicate: false };
     // Nothing inserted: either this clientId was stored before (a retry), or the sender may not post.
     const earlier = clientId === undefined ? undefined : (this.#q['byClientId']!.get(user, room, clientId) as { id: number } | undefined);

@@ -39,8 +39,11 @@ export class StoreUnavailableError extends Error {
 export type User = { name: string; passwordHash: string; credentialVersion: number };
 export type Room = { name: string; owner: string | null; private: boolean };
 export type HistoryPage = { messages: ChatMessage[]; more: boolean };
-/** `clientId`: the sender's id for this message, so a retried send is stored once. */
-export type NewMessage = { room: string; user: string; html: string; ts: number; clientId?: string | undefined };
+/**
+ * `text`: what the sender typed (well-formed), kept beside the `html` it rendered to, so a later
+ * version can render it again; `clientId`: the sender's id for this message, so a retried send is stored once.
+ */
+export type NewMessage = { room: string; user: string; text: string; html: string; ts: number; clientId?: string | undefined };
 /**
  * The verdict of addMessage: stored (or already stored under the same clientId), or refused
  * because the sender may not post in the room at the moment of the insert.

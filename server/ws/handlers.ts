@@ -128,13 +128,13 @@ export function createHandlers(deps: HandlerDeps) {
       // again, in the same statement that stores the message (decision 015).
       const result = await access(room, connection.user);
       if (!result.ok) return refuse(connection, result, room, clientId);
-      // Sanitized once, on the way in (off the event loop, within a budget, charged by cost:
-      // security/render-message.ts): what is stored and broadcast is already safe HTML.
+      // Encoded and sanitized once, on the way in (off the event loop, within a budget, charged by
+      // cost: security/render-message.ts): what is stored and broadcast is already safe HTML.
       const rendered = await renderMessage(connection.user, text);
       if (!rendered.ok) return connection.sendError(rendered.code, rendered.message, clientId);
       const { html } = rendered;
       const ts = Date.now();
-      const posted = await store.addMessage({ room, user: connection.user, html, ts, clientId });
+      const posted = await store.addMessage({ room, user: connection.user, text: rendered.text, html, ts, clientId });
       if (!posted.ok) return refuse(connection, NOT_A_MEMBER, room, clientId);
       // Acknowledge only after the store committed the message. A retry of a stored clientId
       // gets the same id and is not broadcast again (the first one was).

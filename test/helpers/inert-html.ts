@@ -4,7 +4,7 @@
 import { JSDOM } from 'jsdom';
 
 const HTML_NS = 'http://www.w3.org/1999/xhtml';
-const ALLOWED_ELEMENTS = new Set(['b', 'i', 'em', 'strong', 'code', 'a']);
+const ALLOWED_ELEMENTS = new Set(['b', 'i', 'em', 'strong', 'code', 'pre', 'a']);
 const ALLOWED_ATTRIBUTES = new Set(['href', 'rel', 'target']);
 const SAFE_HREF = /^(?:https:\/\/|mailto:)/i;
 const SAFE_PROTOCOLS = new Set(['https:', 'mailto:']);

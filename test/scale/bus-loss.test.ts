@@ -288,7 +288,7 @@ describe('changes the other instances must hear about are refused while the bus 
       await assert.rejects(store.accept('team', 'member', 2, caps), StoreUnavailableError);
       await assert.rejects(store.leave('team', 'member'), StoreUnavailableError);
       await assert.rejects(store.createRoom('other', 'owner', 2, caps), StoreUnavailableError);
-      await assert.rejects(store.addMessage({ room: 'team', user: 'owner', html: 'hello', ts: 2 }), StoreUnavailableError);
+      await assert.rejects(store.addMessage({ room: 'team', user: 'owner', text: 'hello', html: 'hello', ts: 2 }), StoreUnavailableError);
       assert.equal(backend.revocations.up, false, 'logout and password change are refused (503) as well');
       assert.equal(await store.isMember('team', 'member'), true, 'the removal was not committed');
     } finally {

@@ -155,7 +155,7 @@ for (const [index, engine] of ENGINES.entries()) {
     test('messages: ids increase; history pages are oldest-first with `more`, and `before` walks back to the start', async () => {
       const ids: number[] = [];
       for (let i = 0; i < 23; i++) {
-        const posted = await store.addMessage({ room: 'lobby', user: 'alice', html: `<b>m${i}</b>`, ts: 1000 + i });
+        const posted = await store.addMessage({ room: 'lobby', user: 'alice', text: `<b>m${i}</b>`, html: `<b>m${i}</b>`, ts: 1000 + i });
         assert.ok(posted.ok && !posted.duplicate);
         ids.push(posted.id);
       }
@@ -175,25 +175,25 @@ for (const [index, engine] of ENGINES.entries()) {
     test('messages: inserted only while the sender may post (member of a private room, or any room that is public), in the same statement', async () => {
       await store.createUser('mia', 'h', 1);
       assert.equal(await store.createRoom('den', 'alice', 9, CAPS), 'created');
-      assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', html: 'x', ts: 1 }), { ok: false }, 'not a member');
-      assert.deepEqual(await store.addMessage({ room: 'nowhere', user: 'mia', html: 'x', ts: 1 }), { ok: false }, 'no such room');
+      assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', text: 'x', html: 'x', ts: 1 }), { ok: false }, 'not a member');
+      assert.deepEqual(await store.addMessage({ room: 'nowhere', user: 'mia', text: 'x', html: 'x', ts: 1 }), { ok: false }, 'no such room');
       assert.equal(await store.invite('den', 'alice', 'mia', 10, CAPS), 'invited');
-      assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', html: 'x', ts: 1 }), { ok: false }, 'invited, not yet a member');
+      assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', text: 'x', html: 'x', ts: 1 }), { ok: false }, 'invited, not yet a member');
       assert.equal(await store.accept('den', 'mia', 10, CAPS), 'joined');
-      const posted = await store.addMessage({ room: 'den', user: 'mia', html: 'hi', ts: 2 });
+      const posted = await store.addMessage({ room: 'den', user: 'mia', text: 'hi', html: 'hi', ts: 2 });
       assert.equal(posted.ok, true);
       assert.equal(await store.leave('den', 'mia'), true);
-      assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', html: 'after', ts: 3 }), { ok: false }, 'removed');
+      assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', text: 'after', html: 'after', ts: 3 }), { ok: false }, 'removed');
       assert.deepEqual((await store.history('den', 10)).messages.map((m) => m.html), ['hi']);
     });
 
     test('messages: a retried clientId is stored once and answers with the first id; other users and rooms have their own ids', async () => {
-      const first = await store.addMessage({ room: 'lobby', user: 'alice', html: 'once', ts: 1, clientId: 'c-1' });
-      const again = await store.addMessage({ room: 'lobby', user: 'alice', html: 'once', ts: 2, clientId: 'c-1' });
+      const first = await store.addMessage({ room: 'lobby', user: 'alice', text: 'once', html: 'once', ts: 1, clientId: 'c-1' });
+      const again = await store.addMessage({ room: 'lobby', user: 'alice', text: 'once', html: 'once', ts: 2, clientId: 'c-1' });
       assert.ok(first.ok && again.ok);
       assert.equal(first.duplicate, false);
       assert.deepEqual(again, { ok: true, id: first.id, duplicate: true });
-      const bobs = await store.addMessage({ room: 'lobby', user: 'bob', html: 'mine', ts: 3, clientId: 'c-1' });
+      const bobs = await store.addMessage({ room: 'lobby', user: 'bob', text: 'mine', html: 'mine', ts: 3, clientId: 'c-1' });
       assert.ok(bobs.ok && !bobs.duplicate && bobs.id !== first.id);
       const latest = await store.history('lobby', 3);
       assert.deepEqual(latest.messages.slice(-2).map((m) => [m.user, m.html]), [['alice', 'once'], ['bob', 'mine']], 'the retry stored nothing');

@@ -51,8 +51,9 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     await client.connect();
     try {
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-      // Each migration once (1: the schema; 2: credential versions and client ids; 3: invitations), not once per instance.
-      assert.deepEqual(rows.map((r) => r.version), [1, 2, 3]);
+      // Each migration once (1: the schema; 2: credential versions and client ids; 3: invitations;
+      // 4: message source text), not once per instance.
+      assert.deepEqual(rows.map((r) => r.version), [1, 2, 3, 4]);
     } finally {
       await client.end();
     }
