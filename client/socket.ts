@@ -26,9 +26,19 @@ export type SocketEvents = {
   refused: undefined;
 };
 
+/** What the socket takes from the browser; the unit tests (test/client-socket.test.ts) pass fakes. */
+export type SocketPlatform = {
+  WebSocket: { new (url: string): WebSocket; readonly OPEN: number };
+  /** Where the `online` and `offline` events arrive. */
+  events: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>;
+  onLine: () => boolean;
+};
+
 export type SocketOptions = {
   url: string;
   checkSession: () => Promise<SessionCheck>;
+  /** The browser's own when left out. */
+  platform?: SocketPlatform;
 };
 
 const BACKOFF_BASE_MS = 500;
@@ -47,6 +57,7 @@ type Listeners = { [K in keyof SocketEvents]: Set<(detail: SocketEvents[K]) => v
 export class ChatSocket {
   readonly #url: string;
   readonly #checkSession: () => Promise<SessionCheck>;
+  readonly #platform: SocketPlatform;
   readonly #listeners: Listeners = { state: new Set(), open: new Set(), frame: new Set(), closed: new Set(), ended: new Set(), refused: new Set() };
   #ws: WebSocket | null = null;
   #state: ConnectionState = 'offline';
@@ -62,6 +73,7 @@ export class ChatSocket {
   constructor(options: SocketOptions) {
     this.#url = options.url;
     this.#checkSession = options.checkSession;
+    this.#platform = options.platform ?? { WebSocket, events: window, onLine: () => navigator.onLine };
   }
 
   get state(): ConnectionState {
@@ -77,8 +89,8 @@ export class ChatSocket {
     this.#running = true;
     this.#gaveUp = false;
     this.#refusedInARow = 0;
-    window.addEventListener('online', this.#onOnline);
-    window.addEventListener('offline', this.#onOffline);
+    this.#platform.events.addEventListener('online', this.#onOnline);
+    this.#platform.events.addEventListener('offline', this.#onOffline);
     this.#connect('connecting');
   }
 
@@ -86,8 +98,8 @@ export class ChatSocket {
   stop(): void {
     this.#running = false;
     clearTimeout(this.#timer);
-    window.removeEventListener('online', this.#onOnline);
-    window.removeEventListener('offline', this.#onOffline);
+    this.#platform.events.removeEventListener('online', this.#onOnline);
+    this.#platform.events.removeEventListener('offline', this.#onOffline);
     const ws = this.#ws;
     this.#ws = null;
     if (ws) {
@@ -99,7 +111,7 @@ export class ChatSocket {
 
   /** Send one frame; false when there is no open connection (nothing is queued). */
   send(frame: ClientFrame): boolean {
-    if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN) return false;
+    if (!this.#ws || this.#ws.readyState !== this.#platform.WebSocket.OPEN) return false;
     this.#ws.send(JSON.stringify(frame));
     return true;
   }
@@ -120,7 +132,7 @@ export class ChatSocket {
     this.#setState(state);
     let ws: WebSocket;
     try {
-      ws = new WebSocket(this.#url);
+      ws = new this.#platform.WebSocket(this.#url);
     } catch (error) {
       console.error('Parley: could not open the WebSocket', error);
       this.#scheduleReconnect();
@@ -188,7 +200,7 @@ export class ChatSocket {
   #scheduleReconnect(): void {
     if (!this.#running) return;
     clearTimeout(this.#timer);
-    if (!navigator.onLine) {
+    if (!this.#platform.onLine()) {
       this.#setState('offline'); // #onOnline resumes
       return;
     }

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The Debian packages the test suite runs for real: Chromium (browser end-to-end tests),
 # redis-server and PostgreSQL (scale-out tests), HAProxy (the load-balancer topology test, the
-# balancer compose.yaml uses). Installs what is missing when it can (root, or a sudo that needs
-# no password, e.g. on CI runners; then apt-get). Elsewhere (macOS, Fedora, no root) it says
-# what is missing and lets the run go on: npm test's runner (scripts/run-tests.ts) skips the
-# suites that need it and lists them with how to get each. With CI set nothing may be skipped,
-# so a missing package fails here.
+# balancer compose.yaml uses), mkcert (npm run cert's test). Installs what is missing when it
+# can (root, or a sudo that needs no password, e.g. on CI runners; then apt-get). Elsewhere
+# (macOS, Fedora, no root) it says what is missing and lets the run go on: npm test's runner
+# (scripts/run-tests.ts) skips the suites that need it and lists them with how to get each.
+# With CI set nothing may be skipped, so a missing package fails here.
 set -euo pipefail
 
 # PARLEY_TEST_WITHOUT names services the runner is told to treat as missing: nothing to install.
@@ -16,6 +16,7 @@ missing=()
 [[ $without == *,postgres,* ]] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
 # Debian puts it in /usr/sbin, which is not on every user's PATH.
 [[ $without == *,haproxy,* ]] || command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+[[ $without == *,mkcert,* ]] || command -v mkcert >/dev/null 2>&1 || missing+=(mkcert)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

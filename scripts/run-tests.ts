@@ -24,7 +24,7 @@ import { isExecutable, onPath, postgresBin } from '../test/helpers/system-tools.
 
 const ROOT = path.join(import.meta.dirname, '..');
 
-type Service = 'chromium' | 'redis' | 'postgres' | 'haproxy';
+type Service = 'chromium' | 'redis' | 'postgres' | 'haproxy' | 'mkcert';
 type Probe = { found: string | undefined; looked: string; install: string };
 type Found = Probe & { absent: string };
 
@@ -58,6 +58,12 @@ const PROBES: Record<Service, () => Probe> = {
     found: onPath('haproxy') ?? (isExecutable('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : undefined),
     looked: 'haproxy on PATH or in /usr/sbin',
     install: 'Debian/Ubuntu: sudo apt-get install haproxy · Fedora: sudo dnf install haproxy · macOS: brew install haproxy',
+  }),
+  // npm run cert's test (test/cert.test.ts); it uses a temporary CA and touches no trust store.
+  mkcert: () => ({
+    found: onPath('mkcert'),
+    looked: 'mkcert on PATH',
+    install: 'Debian/Ubuntu: sudo apt-get install mkcert · Fedora: sudo dnf install mkcert · macOS: brew install mkcert',
   }),
 };
 const SERVICES = Object.keys(PROBES) as Service[];
