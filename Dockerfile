@@ -23,13 +23,15 @@ ENV NODE_ENV=production \
     DATA_DIR=/data
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=optional: the image's own Node runs Parley; the bundled runtime (an optional dependency) is for laptops.
+# --omit=optional: the image's own Node runs Parley; the bundled runtime (an optional dependency) is for laptops,
+# and so is the certificate generator (selfsigned): give the image a certificate (TLS_CERT_FILE/TLS_KEY_FILE).
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund --ignore-scripts && npm cache clean --force
 COPY server ./server
 COPY shared ./shared
 COPY --from=build /app/dist/client ./dist/client
-# DATA_DIR: the SQLite file, and the generated certificate and session secret when
-# TLS_CERT_FILE/TLS_KEY_FILE and SESSION_SECRET are not given. Owned by `node`, mode 0700.
+# DATA_DIR: the SQLite file, and the generated session secret when SESSION_SECRET is not given
+# (no certificate is generated here: without TLS_CERT_FILE/TLS_KEY_FILE Parley says so and exits,
+# unless a still-valid localhost-cert.pem/localhost-key.pem is in /data). Owned by `node`, mode 0700.
 RUN mkdir -m 0700 /data && chown node:node /data
 USER node
 VOLUME ["/data"]

@@ -4,6 +4,7 @@ import type { RequestHandler } from 'express';
 import { BackendStartError } from './backends.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startParley, UnsafeBindError, type ParleyOptions } from './parley.ts';
+import { CertificateError } from './tls.ts';
 
 async function devOptions(): Promise<NonNullable<ParleyOptions['dev']>> {
   // Vite in middleware mode inside the same HTTPS server: the dev origin, CSP, cookies and
@@ -38,9 +39,9 @@ async function main(): Promise<void> {
   try {
     parley = await startParley(config, config.dev ? { dev: await devOptions() } : {});
   } catch (error) {
-    // Redis or PostgreSQL unreachable at start: one line naming the variable (never its
-    // value: a URL may hold a password), not a stack trace.
-    if (error instanceof BackendStartError) {
+    // Redis or PostgreSQL unreachable at start, or no certificate and no generator: one line
+    // naming the variable (never its value: a URL may hold a password), not a stack trace.
+    if (error instanceof BackendStartError || error instanceof CertificateError) {
       process.stderr.write(`Cannot start: ${error.message}\n`);
       process.exit(1);
     }

@@ -3,7 +3,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
-import selfsigned from 'selfsigned';
 import type { Config } from './config.ts';
 
 /**
@@ -32,6 +31,35 @@ export type Certificate = { cert: string; key: string };
 
 const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
 
+/**
+ * No certificate was given and none can be generated: `selfsigned` (an optional dependency,
+ * left out by `npm ci --omit=optional`, as in the container image) is not installed.
+ * main.ts prints the message and exits.
+ */
+export class CertificateError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'CertificateError';
+  }
+}
+
+/**
+ * The certificate generator, loaded only when a certificate must be made: a deployment with
+ * TLS_CERT_FILE/TLS_KEY_FILE (or a still-valid certificate in DATA_DIR) never loads it, and
+ * an install without optional dependencies does not have it (docs/decisions/020-dependencies.md).
+ */
+async function certificateGenerator(dataDir: string): Promise<typeof import('selfsigned')> {
+  try {
+    return await import('selfsigned');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new CertificateError(
+      `no certificate: set TLS_CERT_FILE and TLS_KEY_FILE, or install the optional dependencies (npm ci without --omit=optional) so that a self-signed one for localhost can be generated into ${dataDir}.`,
+      error,
+    );
+  }
+}
+
 /** TLS_CERT_FILE/TLS_KEY_FILE, else a self-signed localhost certificate kept in DATA_DIR. */
 export async function loadCertificate(config: Config): Promise<Certificate> {
   if (config.tlsCertFile && config.tlsKeyFile) {
@@ -56,6 +84,7 @@ export async function localCertificate(dataDir: string, hosts: readonly string[]
       return { cert, key: fs.readFileSync(keyFile, 'utf8') };
     }
   }
+  const selfsigned = await certificateGenerator(dataDir);
   const now = new Date();
   const notAfter = new Date(now.getTime() + 365 * 24 * 3600 * 1000);
   // ECDSA P-256: the cheapest handshake for a reconnect storm, accepted everywhere.

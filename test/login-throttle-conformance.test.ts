@@ -5,7 +5,7 @@
 // Run: npx node --test test/login-throttle-conformance.test.ts
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { loadConfig } from '../server/config.ts';
 import { LoginThrottle, type LoginAttempt, type LoginGuard, type LoginVerdict } from '../server/security/login-throttle.ts';
 import { RedisLoginThrottle } from '../server/security/redis-login-throttle.ts';

@@ -1,18 +1,19 @@
-// REDIS_URL: the Redis connections and what is *stored* there — sessions, through connect-redis
-// (ids hashed, TTL per session from sessionExpiresAt). What instances *tell* each other over
+// REDIS_URL: the Redis connections and what is *stored* there — sessions (ids hashed, TTL per
+// session from sessionExpiresAt). What instances *tell* each other over
 // Redis (room messages, membership changes, revocations) is the cluster bus:
 // server/cluster/redis-bus.ts. Why Redis and how to run N instances: docs/scaling.md,
 // docs/decisions/008-scale-out.md.
-import { RedisStore } from 'connect-redis';
-import type { SessionData } from 'express-session';
-import { createClient } from 'redis';
+// @redis/client, not `redis`: the latter only adds the RedisBloom/JSON/Search/TimeSeries
+// command modules, which Parley never sends.
+import { createClient } from '@redis/client';
+import session, { type SessionData } from 'express-session';
 import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import { sessionIdHash } from './session-id.ts';
 import { credentialsCurrent, StoreUnavailableError, type CredentialVersionOf, type SessionExpiry } from './store.ts';
 
 export type RedisClient = ReturnType<typeof redisClient>;
-type Callback<T = unknown> = (error?: unknown, value?: T) => void;
+type Callback<T = void> = (error?: unknown, value?: T) => void;
 
 const SESSION_PREFIX = 'parley:sess:';
 const USER_SESSIONS_PREFIX = 'parley:user-sessions:';
@@ -73,91 +74,77 @@ function unavailable(error: unknown): StoreUnavailableError {
 }
 
 /**
- * connect-redis with two additions: keys are SHA-256 hashes of the session id (as in
- * SQLite: a Redis dump or MONITOR does not hand out live sessions), and a per-user set of
- * those hashes, so a password change can end the user's other sessions. The TTL of each
- * key is the session's own deadline (sessionExpiresAt: idle or absolute, whichever is
- * first) in milliseconds, and a read re-checks that deadline too.
+ * The express-session store on Redis. One key per session, `parley:sess:` + SHA-256 of the
+ * session id (as in SQLite: a Redis dump or MONITOR does not hand out live sessions), holding
+ * the session as JSON; and a per-user set of those hashes, so a password change can end the
+ * user's other sessions. The TTL of each key is the session's own deadline (sessionExpiresAt:
+ * idle or absolute, whichever is first) in milliseconds, and a read re-checks that deadline
+ * too. (The key layout and JSON are those connect-redis read and wrote, which this store
+ * replaced: sessions written before the change stay readable.)
+ *
+ * No touch(): express-session would call it with the session as read at the start of the
+ * request. Activity goes through extend(), which only rewrites a key that still exists.
  */
-export class RedisSessionStore extends RedisStore {
+export class RedisSessionStore extends session.Store {
   readonly #redis: RedisClient;
   readonly #expiresAt: SessionExpiry;
   readonly #absoluteMs: number;
   readonly #versionOf: CredentialVersionOf;
 
   constructor(client: RedisClient, expiresAt: SessionExpiry, absoluteMs: number, versionOf: CredentialVersionOf) {
-    super({
-      client,
-      prefix: SESSION_PREFIX,
-      ttl: (data: SessionData) => Math.ceil((expiresAt(data) - Date.now()) / 1000),
-    });
+    super();
     this.#redis = client;
     this.#expiresAt = expiresAt;
     this.#absoluteMs = absoluteMs;
     this.#versionOf = versionOf;
   }
 
-  override async get(sid: string, callback?: (error: unknown, data?: SessionData | null) => void): Promise<void> {
-    try {
-      const data = (await super.get(sessionIdHash(sid))) as SessionData | null;
+  override get(sid: string, callback: Callback<SessionData | null>): void {
+    this.#call(callback, async () => {
+      const json = await this.#redis.get(SESSION_PREFIX + sessionIdHash(sid));
+      if (!json) return null;
+      const data = JSON.parse(json) as SessionData;
       // ASVS 7.3.1/7.3.2 deadline and 7.4.3 credential version, on every read.
-      const live = data && this.#expiresAt(data) > Date.now() && (await credentialsCurrent(data, this.#versionOf));
-      callback?.(null, live ? data : null);
-    } catch (error) {
-      callback?.(unavailable(error));
-    }
+      return this.#expiresAt(data) > Date.now() && (await credentialsCurrent(data, this.#versionOf)) ? data : null;
+    });
   }
 
-  /**
-   * connect-redis's set, with a millisecond TTL (its own is whole seconds) and the per-user
-   * index written in the same MULTI, so the index never misses a live session.
-   */
-  override async set(sid: string, data: SessionData, callback?: Callback): Promise<void> {
-    const hash = sessionIdHash(sid);
-    const ttlMs = this.#expiresAt(data) - Date.now();
-    try {
+  /** With the per-user index written in the same MULTI, so the index never misses a live session. */
+  override set(sid: string, data: SessionData, callback?: Callback): void {
+    this.#call(callback, async () => {
+      const hash = sessionIdHash(sid);
+      const ttlMs = this.#expiresAt(data) - Date.now();
       if (ttlMs <= 0) {
-        await super.destroy(hash);
-      } else {
-        const multi = this.#redis.multi().set(SESSION_PREFIX + hash, JSON.stringify(data), { expiration: { type: 'PX', value: ttlMs } });
-        if (data.user) {
-          // Every session of the user ends within SESSION_ABSOLUTE_SECONDS of its creation,
-          // so the index may expire that long after its latest write.
-          const key = USER_SESSIONS_PREFIX + data.user;
-          multi.sAdd(key, hash).pExpire(key, this.#absoluteMs);
-        }
-        await multi.exec();
+        await this.#redis.del(SESSION_PREFIX + hash);
+        return;
       }
-      callback?.();
-    } catch (error) {
-      callback?.(unavailable(error));
-    }
-  }
-
-  /** Disabled: express-session would touch with the session as read at the start of the request. */
-  override async touch(_sid: string, _data: SessionData, callback?: Callback): Promise<void> {
-    callback?.();
+      const multi = this.#redis.multi().set(SESSION_PREFIX + hash, JSON.stringify(data), { expiration: { type: 'PX', value: ttlMs } });
+      if (data.user) {
+        // Every session of the user ends within SESSION_ABSOLUTE_SECONDS of its creation,
+        // so the index may expire that long after its latest write.
+        const key = USER_SESSIONS_PREFIX + data.user;
+        multi.sAdd(key, hash).pExpire(key, this.#absoluteMs);
+      }
+      await multi.exec();
+    });
   }
 
   /** SET … XX: only a key that still exists is rewritten, so an ended session stays ended. */
   async extend(sid: string, data: SessionData): Promise<void> {
-    const hash = sessionIdHash(sid);
+    const key = SESSION_PREFIX + sessionIdHash(sid);
     const ttlMs = this.#expiresAt(data) - Date.now();
     try {
-      if (ttlMs <= 0) await super.destroy(hash);
-      else await this.#redis.set(SESSION_PREFIX + hash, JSON.stringify(data), { expiration: { type: 'PX', value: ttlMs }, condition: 'XX' });
+      if (ttlMs <= 0) await this.#redis.del(key);
+      else await this.#redis.set(key, JSON.stringify(data), { expiration: { type: 'PX', value: ttlMs }, condition: 'XX' });
     } catch (error) {
       throw unavailable(error);
     }
   }
 
-  override async destroy(sid: string, callback?: Callback): Promise<void> {
-    try {
-      await super.destroy(sessionIdHash(sid));
-      callback?.();
-    } catch (error) {
-      callback?.(unavailable(error));
-    }
+  override destroy(sid: string, callback?: Callback): void {
+    this.#call(callback, async () => {
+      await this.#redis.del(SESSION_PREFIX + sessionIdHash(sid));
+    });
   }
 
   /** Ends every session of `user` but `keepSid`; returns how many ended. */
@@ -176,5 +163,13 @@ export class RedisSessionStore extends RedisStore {
     } catch (error) {
       throw unavailable(error);
     }
+  }
+
+  /** Redis errors reach express-session as StoreUnavailableError (a 503, not a 500). */
+  #call<T>(callback: Callback<T> | undefined, fn: () => Promise<T>): void {
+    fn().then(
+      (value) => callback?.(undefined, value),
+      (error: unknown) => callback?.(unavailable(error)),
+    );
   }
 }

@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { joined, signUp, sleep, startServer, type Client, type TestServer } from '../helpers/server.ts';
 import { startRedis, type RedisService } from '../helpers/services.ts';
 

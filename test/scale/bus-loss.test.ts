@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { CLOSE, type ServerFrame } from '../../shared/protocol.ts';
 import { openBackend, type Backend } from '../../server/backends.ts';
 import { loadConfig } from '../../server/config.ts';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { SessionData } from 'express-session';
 import pg from 'pg';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { loadConfig } from '../../server/config.ts';
 import { createAuditLog } from '../../server/security/audit-log.ts';
 import { openBackend } from '../../server/backends.ts';

@@ -216,7 +216,7 @@ describe('two instances, one Redis, one PostgreSQL', () => {
   test('sessions are stored in Redis under hashed ids only: the raw session id is not a key', async () => {
     const cookie = await login(a, 'bob');
     const sid = decodeURIComponent(cookie.split('=')[1]!).slice(2).split('.')[0]!;
-    const { createClient } = await import('redis');
+    const { createClient } = await import('@redis/client');
     const client = createClient({ url: redis.url });
     await client.connect();
     try {
