@@ -16,4 +16,11 @@ export const OVER_BOUNDS = [
 /** The costliest shape within the default bounds (96 tags, nesting 16): ~10 ms; it is parsed, in a worker. */
 export const WITHIN_BOUNDS = ('<table><td>x'.repeat(8) + '</td></table>'.repeat(8)).repeat(3);
 
-export const WORST_CASE = [...OVER_BOUNDS, WITHIN_BOUNDS];
+/**
+ * A message is text with a Markdown subset (decision 019): the HTML shapes above are now cheap text
+ * unless the lab switch `encoding` is off. The costliest Markdown found: links by the hundred —
+ * linkify, then DOMPurify on each link. 20–55 ms each, in a worker, within the time budget.
+ */
+export const COSTLY_MARKDOWN = [fill('a@b.co '), fill('https://a.b '), fill('x@y.zz https://q.r ')];
+
+export const WORST_CASE = [...OVER_BOUNDS, WITHIN_BOUNDS, ...COSTLY_MARKDOWN];

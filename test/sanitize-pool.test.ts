@@ -15,6 +15,7 @@ import { hasVisibleText } from '../server/security/visible-text.ts';
 import type { ServerFrame } from '../shared/protocol.ts';
 import { joined, open, signUp, sleep, startServer, type Client, type TestServer } from './helpers/server.ts';
 import { startPostgres, type PostgresService } from './helpers/services.ts';
+import { COSTLY_MARKDOWN } from '../bench/costly-messages.ts';
 
 /** 2,000 characters of nested tags: ~300 ms of jsdom + DOMPurify on this machine's main thread. */
 const NESTED = '<table><td>x'.repeat(166);
@@ -22,7 +23,7 @@ const HIGH_RATE = { WS_MESSAGES_PER_SECOND: '1000', WS_MESSAGE_BURST: '1000' };
 /** Text is HTML (the lab switch): the sanitizer's own bounds are what stands between a sender and the workers. */
 const ENCODING_OFF = { disabled: ['encoding' as const] };
 /** 2,000 characters of e-mail addresses: the costliest Markdown shape found (~55 ms: linkify, then DOMPurify on 285 links). */
-const COSTLY_MARKDOWN = 'a@b.co '.repeat(285);
+const COSTLY = COSTLY_MARKDOWN[0]!;
 
 type Answer = { type: 'ack'; id: number } | { type: 'error'; code: string };
 
@@ -229,7 +230,7 @@ describe('send over WSS, text (the default): what used to cost is text, Markdown
     const tight = await startServer({ env: { ...HIGH_RATE, SANITIZE_BUDGET_SECONDS: '0.01', SANITIZE_WORKERS: '1' } });
     try {
       const costly = await sender('costly', tight);
-      costly.send({ type: 'send', room: 'lobby', text: COSTLY_MARKDOWN, clientId: 'costly' });
+      costly.send({ type: 'send', room: 'lobby', text: COSTLY, clientId: 'costly' });
       assert.deepEqual(await answer(costly, 'costly'), { type: 'error', code: 'too_complex' });
       // Another user: the over-budget message cost its sender a whole burst.
       const next = await sender('next', tight);
