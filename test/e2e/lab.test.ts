@@ -1,7 +1,7 @@
 // requires: chromium
 // The workshop attack lab (lab/), driven in Chromium: a victim signed in to Parley, the
 // attacker's pages run each attack against them. With every control on, each attack is
-// shown blocked; with the lab switch (PARLEY_UNSAFE_DISABLE=origin,csrf,sanitize) the
+// shown blocked; with the lab switch (PARLEY_UNSAFE_DISABLE=origin,csrf,encoding,sanitize) the
 // WebSocket hijack and the logout CSRF succeed, which proves these pages can tell.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -154,6 +154,11 @@ describe('attack lab, every control on: each attack is blocked', () => {
     assert.deepEqual(setup.lab.events.recent.filter((e) => e.kind === 'pwned'), []);
     assert.deepEqual(setup.watch.dialogs, []);
     assert.deepEqual(setup.watch.violations.filter((v) => v.documentURI.startsWith(setup.lab.parleyOrigin)), [], 'no CSP / Trusted Types violation in Parley');
+    // Encoding: the victim reads each payload as the characters mallory typed.
+    const first = payloads[0]!;
+    const shown = await setup.victim.locator('#messages .message-body', { hasText: first.text.slice(0, 20) }).first().innerText();
+    assert.equal(shown, first.text);
+    assert.equal(await page.locator('[data-when-off="encoding"]').first().isHidden(), true);
     await screenshot(setup.victim, 'lab-xss-victim');
     await page.bringToFront();
     await screenshot(page, 'lab-xss');
@@ -170,10 +175,10 @@ describe('attack lab, every control on: each attack is blocked', () => {
   });
 });
 
-describe('attack lab with origin, csrf and sanitize switched off (PARLEY_UNSAFE_DISABLE)', () => {
+describe('attack lab with origin, csrf, encoding and sanitize switched off (PARLEY_UNSAFE_DISABLE)', () => {
   let setup: Setup;
   before(async () => {
-    setup = await setUp(['origin', 'csrf', 'sanitize']);
+    setup = await setUp(['origin', 'csrf', 'encoding', 'sanitize']);
   });
   after(() => setup?.close());
 
@@ -181,7 +186,7 @@ describe('attack lab with origin, csrf and sanitize switched off (PARLEY_UNSAFE_
     const page = await setup.context.newPage();
     await page.goto(`${setup.lab.attackerOrigin}/`);
     await page.locator('#disabled-banner').waitFor({ state: 'visible', ...WAIT });
-    assert.equal(await page.textContent('#disabled-list'), 'origin, csrf, sanitize');
+    assert.equal(await page.textContent('#disabled-list'), 'origin, csrf, encoding, sanitize');
     await page.close();
   });
 
@@ -214,9 +219,12 @@ describe('attack lab with origin, csrf and sanitize switched off (PARLEY_UNSAFE_
     assert.match(await stepsText(page), /NO session cookie/);
   });
 
-  test('without the server sanitizer, the browser\'s own layers still render every payload inert', async () => {
+  test('without encoding and the server sanitizer, the browser\'s own layers still render every payload inert', async () => {
     const { page, outcome, text } = await runAttack(setup, `${setup.lab.attackerOrigin}/xss.html`);
     assert.equal(outcome, 'blocked', text);
+    // The "why" panel says both server layers are off, and that the browser layer held.
+    for (const control of ['encoding', 'sanitize']) assert.equal(await page.locator(`li [data-when-off="${control}"]`).isVisible(), true, control);
+    assert.match((await page.locator('p[data-when-off="encoding"]').textContent()) ?? '', /both server layers off.*browser layer holds/s);
     const payloads = labPayloads(setup.lab.attackerOrigin);
     await waitForMessage(setup.victim, `[xss ${payloads.length}/${payloads.length}:`);
     await settle(setup.victim);
