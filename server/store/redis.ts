@@ -6,7 +6,6 @@
 import { RedisStore } from 'connect-redis';
 import type { SessionData } from 'express-session';
 import { createClient } from 'redis';
-import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import { sessionIdHash } from './session-id.ts';
 import { credentialsCurrent, StoreUnavailableError, type CredentialVersionOf, type SessionExpiry } from './store.ts';
