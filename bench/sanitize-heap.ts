@@ -91,7 +91,7 @@ const PLAIN_TEMPLATES: ReadonlyArray<(i: number) => string> = [
   (i) => `ok, see you at ${i % 24}:00`,
   (i) => `that's "great" -> ship it (build ${i})`,
   (i) => `can someone review PR ${i}? it's small`,
-  (i) => `lgtm 👍`,
+  () => `lgtm 👍`,
   (i) => `running late, 10 min. message #${i}`,
 ];
 

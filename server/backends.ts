@@ -7,7 +7,6 @@
 //   DATABASE_URL         → PostgreSQL (data + sessions), LocalBus.
 //   REDIS_URL            → sessions and the bus in Redis; data in SQLite (one machine) or
 //   REDIS_URL + DATABASE_URL → PostgreSQL: N instances (docs/scaling.md).
-import type { SessionData } from 'express-session';
 import type { Invitation, RoomInfo } from '../shared/protocol.ts';
 import { LocalBus, type ClusterBus } from './cluster/bus.ts';
 import { deriveBusKey } from './cluster/envelope.ts';

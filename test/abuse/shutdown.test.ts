@@ -64,7 +64,6 @@ describe('graceful shutdown (SIGTERM to server/main.ts)', () => {
         if (frame.type === 'ack' && frame.clientId) acked.set(frame.clientId, frame.id!);
       });
     }
-    let signalledAt = 0;
     const senders = clients.map(async (client, index) => {
       for (let n = 0; client.ws.readyState === client.ws.OPEN; n++) {
         const clientId = `${USERS[index]}-${n}`;
@@ -76,7 +75,7 @@ describe('graceful shutdown (SIGTERM to server/main.ts)', () => {
     });
     await sleep(1500);
     const ackedBeforeSignal = acked.size;
-    signalledAt = Date.now();
+    const signalledAt = Date.now();
     const exited = first.stop('SIGTERM');
 
     const closes = await Promise.all(clients.map((c) => c.closed));

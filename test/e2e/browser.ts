@@ -30,7 +30,7 @@ export async function ensureClientBuilt(): Promise<void> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       // A lock older than 3 minutes belongs to a run that died: take it over.
       if (Date.now() - fs.statSync(lock).mtimeMs > 180_000) fs.rmSync(lock, { recursive: true, force: true });
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`, { cause: error });
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
