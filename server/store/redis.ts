@@ -7,7 +7,6 @@
 // command modules, which Parley never sends.
 import { createClient } from '@redis/client';
 import session, { type SessionData } from 'express-session';
-import type { Config } from '../config.ts';
 import type { AuditLog } from '../security/audit-log.ts';
 import { sessionIdHash } from './session-id.ts';
 import { credentialsCurrent, StoreUnavailableError, type CredentialVersionOf, type SessionExpiry } from './store.ts';
