@@ -401,7 +401,7 @@ async function hostile(target: Target, observers: number, everyMs: number, measu
         // Observers, spread evenly over each period.
         const due = Math.floor(((now - start) * observers) / everyMs);
         for (; sent < due; sent++) list[sent % observers]!.send(`~${performance.now().toFixed(3)}~ hello`);
-        if (attack) for (; attackSent < burst + Math.floor(((now - start) * ratePerSec) / 1000); ) attackOne();
+        if (attack) for (; attackSent < burst + Math.floor(((now - start) * ratePerSec) / 1000);) attackOne();
       }, 5);
     });
     const expected = sent * observers;
@@ -420,7 +420,8 @@ async function hostile(target: Target, observers: number, everyMs: number, measu
       serverCpuPct: ((cpuMsOf(target.pid) - cpu0) / (performance.now() - start)) * 100,
     };
     process.send?.({
-      progress: `  ${attack ? 'with' : 'without'} the hostile sender: ${observers} observers, p50 ${result.p50} / p99 ${result.p99} / max ${result.max} ms, ` +
+      progress:
+        `  ${attack ? 'with' : 'without'} the hostile sender: ${observers} observers, p50 ${result.p50} / p99 ${result.p99} / max ${result.max} ms, ` +
         `${result.deliveredPct.toFixed(1)} % delivered, ${refused} observer frames refused; attacker ${attackSent} frames, ${attackerErrors} refused`,
     });
     return result;
@@ -468,6 +469,6 @@ process.on('message', async (message: Command & { id: number }) => {
     }
     process.send!({ id: message.id, result });
   } catch (error) {
-    process.send!({ id: message.id, error: error instanceof Error ? error.stack ?? error.message : String(error) });
+    process.send!({ id: message.id, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
   }
 });

@@ -83,16 +83,25 @@ export function renderTable(r: Results): string {
 
   // 1. reconnect storm
   const storm = per((k) => (ok(r.storm[k]) ? (r.storm[k] as Storm) : undefined));
-  add('1 reconnect storm: handshakes/s', per((k) => (storm[k] ? int(storm[k]!.perSec) : undefined)) as never,
-    ratio(storm.parley?.perSec, storm.bare?.perSec, true), ratio(storm.parley?.perSec, storm.socketio?.perSec, true));
+  add(
+    '1 reconnect storm: handshakes/s',
+    per((k) => (storm[k] ? int(storm[k]!.perSec) : undefined)) as never,
+    ratio(storm.parley?.perSec, storm.bare?.perSec, true),
+    ratio(storm.parley?.perSec, storm.socketio?.perSec, true),
+  );
   add('  server CPU % / load-gen CPU %', per((k) => (storm[k] ? `${int(storm[k]!.serverCpuPct)} / ${int(storm[k]!.loadgenCpuPct)}` : undefined)) as never);
 
   // 2. login rate (Parley only)
   if (ok(r.login)) {
     const l = r.login as Login;
-    add(`2 logins/s (argon2id m=${r.hashParams.memory / 1024} MiB t=${r.hashParams.passes} p=${r.hashParams.parallelism})`, {
-      parley: `${f1(l.loginPerSec)} (${l.users} in ${f1(l.loginSeconds)} s)`,
-    }, 'not compared', '');
+    add(
+      `2 logins/s (argon2id m=${r.hashParams.memory / 1024} MiB t=${r.hashParams.passes} p=${r.hashParams.parallelism})`,
+      {
+        parley: `${f1(l.loginPerSec)} (${l.users} in ${f1(l.loginSeconds)} s)`,
+      },
+      'not compared',
+      '',
+    );
   }
 
   // 3. fan-out
@@ -111,27 +120,46 @@ export function renderTable(r: Results): string {
       const text = ratio(heldValue('parley'), heldValue(other), true, runs[other] ? lowest : undefined);
       return heldValue('parley') === top && heldValue(other) === top ? `≥ ${text} (both held the top step)` : text;
     };
-    add(`3 fan-out ${clients} clients: held step (deliveries/s)`,
+    add(
+      `3 fan-out ${clients} clients: held step (deliveries/s)`,
       per((k) => (runs[k] ? (heldStep[k] ? int(heldStep[k]!.offeredPerSec) : `none (< ${int(lowest)})`) : undefined)) as never,
-      fanRatio('bare'), fanRatio('socketio'));
+      fanRatio('bare'),
+      fanRatio('socketio'),
+    );
     add('  at held step: p50 / p99 ms', per((k) => (heldStep[k] ? `${f1(heldStep[k]!.p50)} / ${f1(heldStep[k]!.p99)}` : undefined)) as never);
     add('  at held step: server CPU µs/delivery', per((k) => (heldStep[k] ? f1(heldStep[k]!.serverCpuUsPerDelivery) : undefined)) as never);
-    add('  at held step: server / load-gen CPU %', per((k) => (heldStep[k] ? `${int(heldStep[k]!.serverCpuPct)} / ${int(heldStep[k]!.loadgenCpuPct)}` : undefined)) as never);
+    add(
+      '  at held step: server / load-gen CPU %',
+      per((k) => (heldStep[k] ? `${int(heldStep[k]!.serverCpuPct)} / ${int(heldStep[k]!.loadgenCpuPct)}` : undefined)) as never,
+    );
     // The first step above the held one (or the first, when none held).
     const failed = per((k) => {
       const steps = runs[k]?.steps ?? [];
       const top = heldStep[k];
       return steps.find((s) => !s.held && (!top || s.offeredPerSec > top.offeredPerSec));
     });
-    add('  next step (not held): offered, delivered %, p99 ms', per((k) =>
-      runs[k] ? (failed[k] ? `${int(failed[k]!.offeredPerSec)}, ${f1(failed[k]!.deliveredPct)} %, ${f1(failed[k]!.p99)}` : 'all held (top step)') : undefined) as never);
+    add(
+      '  next step (not held): offered, delivered %, p99 ms',
+      per((k) =>
+        runs[k] ? (failed[k] ? `${int(failed[k]!.offeredPerSec)}, ${f1(failed[k]!.deliveredPct)} %, ${f1(failed[k]!.p99)}` : 'all held (top step)') : undefined,
+      ) as never,
+    );
     // A load generator near a full core is the ceiling there, not the server.
-    add('  … and there: server / load-gen CPU %', per((k) =>
-      failed[k] ? `${int(failed[k]!.serverCpuPct)} / ${int(failed[k]!.loadgenCpuPct)}${failed[k]!.loadgenCpuPct >= 90 ? ' (load-gen saturated)' : ''}` : undefined) as never);
+    add(
+      '  … and there: server / load-gen CPU %',
+      per((k) =>
+        failed[k]
+          ? `${int(failed[k]!.serverCpuPct)} / ${int(failed[k]!.loadgenCpuPct)}${failed[k]!.loadgenCpuPct >= 90 ? ' (load-gen saturated)' : ''}`
+          : undefined,
+      ) as never,
+    );
     const first = per((k) => runs[k]?.steps[0]);
-    add(`  CPU µs/delivery at ${int(lowest)}/s (all servers)`, per((k) => (first[k] ? f1(first[k]!.serverCpuUsPerDelivery) : undefined)) as never,
+    add(
+      `  CPU µs/delivery at ${int(lowest)}/s (all servers)`,
+      per((k) => (first[k] ? f1(first[k]!.serverCpuUsPerDelivery) : undefined)) as never,
       ratio(first.parley?.serverCpuUsPerDelivery, first.bare?.serverCpuUsPerDelivery, false),
-      ratio(first.parley?.serverCpuUsPerDelivery, first.socketio?.serverCpuUsPerDelivery, false));
+      ratio(first.parley?.serverCpuUsPerDelivery, first.socketio?.serverCpuUsPerDelivery, false),
+    );
   }
 
   // 4. memory
@@ -139,8 +167,12 @@ export function renderTable(r: Results): string {
   const counts = [...new Set(KINDS.flatMap((k) => mem[k]?.steps.map((s) => s.connections) ?? []))].sort((a, b) => a - b);
   for (const n of counts) {
     const kb = per((k) => mem[k]?.steps.find((s) => s.connections === n)?.perConnectionKB);
-    add(`4 idle memory at ${int(n)} connections: KB RSS each`, per((k) => (kb[k] !== undefined ? f1(kb[k]!) : undefined)) as never,
-      ratio(kb.parley, kb.bare, false), ratio(kb.parley, kb.socketio, false));
+    add(
+      `4 idle memory at ${int(n)} connections: KB RSS each`,
+      per((k) => (kb[k] !== undefined ? f1(kb[k]!) : undefined)) as never,
+      ratio(kb.parley, kb.bare, false),
+      ratio(kb.parley, kb.socketio, false),
+    );
   }
 
   // 5. sanitizer
@@ -152,7 +184,9 @@ export function renderTable(r: Results): string {
     add(`  sync-loop artefact (${int(sync.count)} in one job)`, { parley: `${sync.retainedInJobPerMessageKB.toFixed(1)} KB/msg held` });
     const pool = r.sanitize.pool;
     if (pool) {
-      add(`  HTML through the worker pool (${pool.workers} workers) vs. main thread: msgs/s`, { parley: `${int(pool.msgsPerSec)} vs. ${int(pool.mainThreadMsgsPerSec)}` });
+      add(`  HTML through the worker pool (${pool.workers} workers) vs. main thread: msgs/s`, {
+        parley: `${int(pool.msgsPerSec)} vs. ${int(pool.mainThreadMsgsPerSec)}`,
+      });
       add(`  worker heap after yielding, start → ⅓ → ⅔ → end`, { parley: `${pool.workerHeapMB.map(f1).join(' → ')} MB` });
     }
   }
@@ -163,7 +197,9 @@ export function renderTable(r: Results): string {
     const cell = (p: HostilePhase) => `${f1(p.p50)} / ${f1(p.p99)} ms, ${f1(p.deliveredPct)} %, ${p.observerRefused} refused`;
     add(`6 hostile sender: ${h.observers} observers' lobby p50 / p99, delivered, refused — calm`, { parley: cell(h.calm) }, 'not compared');
     add(`  while one account sends the costliest messages (burst ${h.burst}, then ${h.ratePerSec}/s)`, { parley: cell(h.attacked) });
-    add('  attacker frames sent / refused; server CPU %', { parley: `${h.attacked.attackerFrames} / ${h.attacked.attackerRefused}; ${int(h.attacked.serverCpuPct)} %` });
+    add('  attacker frames sent / refused; server CPU %', {
+      parley: `${h.attacked.attackerFrames} / ${h.attacked.attackerRefused}; ${int(h.attacked.serverCpuPct)} %`,
+    });
   }
 
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
@@ -192,7 +228,8 @@ export function renderSvg(r: Results): string {
   const ph = H - m.t - m.b;
   const yMin = 0.5;
   const yMax = 5000;
-  const y = (ms: number): number => m.t + ph - ((Math.log10(Math.min(Math.max(ms, yMin), yMax)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * ph;
+  const y = (ms: number): number =>
+    m.t + ph - ((Math.log10(Math.min(Math.max(ms, yMin), yMax)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * ph;
   const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const parts: string[] = [];
   panels.forEach((clients, p) => {
@@ -218,12 +255,17 @@ export function renderSvg(r: Results): string {
       const run = r.fanout[kind]?.[clients];
       if (!ok(run)) return;
       const steps = (run as FanoutRun).steps;
-      for (const [key, dash] of [['p99', ''], ['p50', ' stroke-dasharray="4 3"']] as const) {
+      for (const [key, dash] of [
+        ['p99', ''],
+        ['p50', ' stroke-dasharray="4 3"'],
+      ] as const) {
         const pts = steps.map((s) => `${x(s.offeredPerSec).toFixed(1)},${y(s[key]).toFixed(1)}`).join(' ');
         g.push(`<polyline points="${pts}" fill="none" stroke="${COLORS[kind]}" stroke-width="2"${dash}/>`);
       }
       for (const s of steps) {
-        g.push(`<circle cx="${x(s.offeredPerSec).toFixed(1)}" cy="${y(s.p99).toFixed(1)}" r="3.5" fill="${s.held ? COLORS[kind] : '#fff'}" stroke="${COLORS[kind]}"><title>${esc(`${LABEL[kind]}: offered ${s.offeredPerSec}/s, delivered ${Math.round(s.deliveredPerSec)}/s (${s.deliveredPct.toFixed(1)} %), p50 ${s.p50} ms, p99 ${s.p99} ms, server CPU ${Math.round(s.serverCpuPct)} %, load-gen CPU ${Math.round(s.loadgenCpuPct)} %`)}</title></circle>`);
+        g.push(
+          `<circle cx="${x(s.offeredPerSec).toFixed(1)}" cy="${y(s.p99).toFixed(1)}" r="3.5" fill="${s.held ? COLORS[kind] : '#fff'}" stroke="${COLORS[kind]}"><title>${esc(`${LABEL[kind]}: offered ${s.offeredPerSec}/s, delivered ${Math.round(s.deliveredPerSec)}/s (${s.deliveredPct.toFixed(1)} %), p50 ${s.p50} ms, p99 ${s.p99} ms, server CPU ${Math.round(s.serverCpuPct)} %, load-gen CPU ${Math.round(s.loadgenCpuPct)} %`)}</title></circle>`,
+        );
       }
       g.push(`<line x1="${m.l + 10}" x2="${m.l + 30}" y1="${m.t + 14 + i * 16}" y2="${m.t + 14 + i * 16}" stroke="${COLORS[kind]}" stroke-width="2"/>`);
       g.push(`<text x="${m.l + 36}" y="${m.t + 18 + i * 16}" font-size="12">${LABEL[kind]}</text>`);

@@ -49,7 +49,13 @@ const PROFILE = quick
   ? {
       users: 200,
       storm: { durationMs: 1500, concurrency: 32 },
-      fanout: { clients: [200], rates: { 200: [0.5, 1, 2, 4, 8], 500: [0.125, 0.25, 0.5, 1, 2] } as Record<number, number[]>, warmupMs: 500, measureMs: 2000, drainMs: 800 },
+      fanout: {
+        clients: [200],
+        rates: { 200: [0.5, 1, 2, 4, 8], 500: [0.125, 0.25, 0.5, 1, 2] } as Record<number, number[]>,
+        warmupMs: 500,
+        measureMs: 2000,
+        drainMs: 800,
+      },
       memory: { steps: [1000], socketsPerUser: 8, settleMs: 1000 },
       sanitize: { count: 20_000, syncCount: 2000 },
       hostile: { observers: 20, everyMs: 500, measureMs: 5000 },
@@ -57,7 +63,13 @@ const PROFILE = quick
   : {
       users: 1250,
       storm: { durationMs: 5000, concurrency: 32 },
-      fanout: { clients: [200, 500], rates: { 200: [0.25, 0.5, 1, 2, 4, 8], 500: [0.0625, 0.125, 0.25, 0.5, 1, 2] } as Record<number, number[]>, warmupMs: 1000, measureMs: 5000, drainMs: 1500 },
+      fanout: {
+        clients: [200, 500],
+        rates: { 200: [0.25, 0.5, 1, 2, 4, 8], 500: [0.0625, 0.125, 0.25, 0.5, 1, 2] } as Record<number, number[]>,
+        warmupMs: 1000,
+        measureMs: 5000,
+        drainMs: 1500,
+      },
       memory: { steps: [1000, 5000, 10_000], socketsPerUser: 8, settleMs: 2000 },
       sanitize: { count: 200_000, syncCount: 5000 },
       hostile: { observers: 50, everyMs: 500, measureMs: 10_000 },
@@ -81,7 +93,9 @@ const note = (text: string): void => void process.stderr.write(`[${elapsed()}] $
 const nofile = Number(String(execFileSync('sh', ['-c', 'ulimit -Hn'])).trim()) || Infinity;
 const maxConnections = Math.max(...PROFILE.memory.steps);
 if (nofile < maxConnections + 1000) {
-  note(`the hard open-files limit is ${nofile}: the memory scenario needs ${maxConnections} sockets per process; skipping larger steps (raise it: ulimit -n 65536)`);
+  note(
+    `the hard open-files limit is ${nofile}: the memory scenario needs ${maxConnections} sockets per process; skipping larger steps (raise it: ulimit -n 65536)`,
+  );
   PROFILE.memory.steps = PROFILE.memory.steps.filter((n) => n + 1000 <= nofile);
 }
 /** [command, args] that run `node <args>` with the soft open-files limit raised to the hard limit. */
@@ -229,9 +243,7 @@ try {
 
   for (const kind of scenarios.has('storm') ? kinds : []) {
     note(`reconnect storm: ${LABEL[kind]}`);
-    results.storm[kind] = (await withServer(kind, (server) =>
-      command('storm', server, { ...PROFILE.storm, users: PROFILE.users }),
-    )) as never;
+    results.storm[kind] = (await withServer(kind, (server) => command('storm', server, { ...PROFILE.storm, users: PROFILE.users }))) as never;
     note(`  ${JSON.stringify(results.storm[kind])}`);
   }
 

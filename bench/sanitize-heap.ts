@@ -95,8 +95,7 @@ const PLAIN_TEMPLATES: ReadonlyArray<(i: number) => string> = [
   (i) => `running late, 10 min. message #${i}`,
 ];
 
-const htmlMessage = (i: number): string =>
-  i % 10 === 9 ? XSS_TEMPLATES[i % XSS_TEMPLATES.length]!(i) : HTML_TEMPLATES[i % HTML_TEMPLATES.length]!(i);
+const htmlMessage = (i: number): string => (i % 10 === 9 ? XSS_TEMPLATES[i % XSS_TEMPLATES.length]!(i) : HTML_TEMPLATES[i % HTML_TEMPLATES.length]!(i));
 const plainMessage = (i: number): string => PLAIN_TEMPLATES[i % PLAIN_TEMPLATES.length]!(i);
 
 // ---- runs -----------------------------------------------------------------

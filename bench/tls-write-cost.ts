@@ -13,14 +13,19 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../server/config.ts';
 import { loadCertificate } from '../server/tls.ts';
 
-const { values } = parseArgs({ options: { sockets: { type: 'string', default: '500' }, seconds: { type: 'string', default: '2' }, reader: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { sockets: { type: 'string', default: '500' }, seconds: { type: 'string', default: '2' }, reader: { type: 'string' } },
+});
 const sockets = Number(values.sockets);
 
 if (values.reader) {
   // The reader: opens the sockets and drains them.
   const [mode, port, ca] = values.reader.split(',') as [string, string, string];
   for (let i = 0; i < sockets; i++) {
-    const socket = mode === 'tls' ? tls.connect({ host: '127.0.0.1', port: Number(port), ca: fs.readFileSync(ca), servername: 'localhost' }) : net.connect({ host: '127.0.0.1', port: Number(port) });
+    const socket =
+      mode === 'tls'
+        ? tls.connect({ host: '127.0.0.1', port: Number(port), ca: fs.readFileSync(ca), servername: 'localhost' })
+        : net.connect({ host: '127.0.0.1', port: Number(port) });
     socket.on('data', () => {});
   }
 } else {
@@ -50,7 +55,9 @@ if (values.reader) {
         await new Promise((resolve) => setImmediate(resolve));
       }
       const cpu = process.cpuUsage(cpu0);
-      console.log(`${mode.padEnd(3)} ${String(size).padStart(4)} B: ${((cpu.user + cpu.system) / writes).toFixed(1)} µs CPU per write (${Math.round(writes / ((performance.now() - t0) / 1000))} writes/s to ${sockets} sockets)`);
+      console.log(
+        `${mode.padEnd(3)} ${String(size).padStart(4)} B: ${((cpu.user + cpu.system) / writes).toFixed(1)} µs CPU per write (${Math.round(writes / ((performance.now() - t0) / 1000))} writes/s to ${sockets} sockets)`,
+      );
     }
     reader.kill();
     for (const socket of accepted) socket.destroy();

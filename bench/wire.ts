@@ -48,7 +48,9 @@ export class WireSocket {
   static connect(options: WireOptions): Promise<WireSocket> {
     return new Promise((resolve, reject) => {
       const key = randomBytes(16).toString('base64');
-      const accept = createHash('sha1').update(key + GUID).digest('base64');
+      const accept = createHash('sha1')
+        .update(key + GUID)
+        .digest('base64');
       // tls.connect hands localAddress on to net.connect; @types/node leaves it out of ConnectionOptions.
       const socket = tls.connect({
         host: '127.0.0.1',
@@ -58,7 +60,9 @@ export class WireSocket {
         localAddress: options.localAddress,
       } as tls.ConnectionOptions);
       socket.setNoDelay(true);
-      const extra = Object.entries(options.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+      const extra = Object.entries(options.headers)
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('');
       socket.once('secureConnect', () => {
         socket.write(
           `GET ${options.path} HTTP/1.1\r\nHost: localhost:${options.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +

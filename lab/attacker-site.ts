@@ -128,10 +128,17 @@ export function createAttackerSite(options: AttackerSiteOptions): express.Expres
 
 // ---- the lab's own Node clients of Parley (parley-client.ts) ---------------------------
 
-async function framingHeaders(parleyOrigin: string, ca: string): Promise<{ status: number; csp: string | null; frameAncestors: string | null; xFrameOptions: string | null }> {
+async function framingHeaders(
+  parleyOrigin: string,
+  ca: string,
+): Promise<{ status: number; csp: string | null; frameAncestors: string | null; xFrameOptions: string | null }> {
   const reply = await parleyRequest(parleyOrigin, ca, 'GET', '/');
   const csp = typeof reply.headers['content-security-policy'] === 'string' ? reply.headers['content-security-policy'] : null;
-  const frameAncestors = csp?.split(';').map((d) => d.trim()).find((d) => d.startsWith('frame-ancestors')) ?? null;
+  const frameAncestors =
+    csp
+      ?.split(';')
+      .map((d) => d.trim())
+      .find((d) => d.startsWith('frame-ancestors')) ?? null;
   const xfo = reply.headers['x-frame-options'];
   return { status: reply.status, csp, frameAncestors, xFrameOptions: typeof xfo === 'string' ? xfo : null };
 }

@@ -18,8 +18,7 @@ export function labEnvironment(source: Readonly<Record<string, string | undefine
   const dropped: string[] = [];
   for (const [name, value] of Object.entries(source)) {
     if (value === undefined) continue;
-    const deployment =
-      (DEPLOYMENT_VARIABLES as readonly string[]).includes(name) || (name === 'NODE_ENV' && value === 'production');
+    const deployment = (DEPLOYMENT_VARIABLES as readonly string[]).includes(name) || (name === 'NODE_ENV' && value === 'production');
     if (deployment) {
       if (value !== '') dropped.push(name);
       continue;

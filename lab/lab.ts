@@ -37,7 +37,17 @@ export type LabOptions = {
 
 /** One thing the lab observed on Parley's side, streamed to the attacker pages. */
 export type LabEvent =
-  | { seq: number; kind: 'request'; method: string; path: string; status: number; origin: string | null; fetchSite: string | null; fetchDest: string | null; cookie: boolean }
+  | {
+      seq: number;
+      kind: 'request';
+      method: string;
+      path: string;
+      status: number;
+      origin: string | null;
+      fetchSite: string | null;
+      fetchDest: string | null;
+      cookie: boolean;
+    }
   | { seq: number; kind: 'upgrade'; path: string; origin: string | null; fetchSite: string | null; cookie: boolean }
   | { seq: number; kind: 'audit'; event: string; fields: Record<string, unknown> }
   | { seq: number; kind: 'pwned'; via: string };

@@ -46,9 +46,18 @@ if (values.help) {
 // Shared backends and deployment settings are dropped: the lab never joins the caller's cluster.
 const { env, dropped } = labEnvironment({ ...process.env, PARLEY_UNSAFE_DISABLE: undefined });
 if (dropped.length > 0) {
-  process.stderr.write(`Lab: ignoring ${dropped.join(', ')} from your environment: the lab uses its own SQLite data directory on loopback, never shared backends.\n`);
+  process.stderr.write(
+    `Lab: ignoring ${dropped.join(', ')} from your environment: the lab uses its own SQLite data directory on loopback, never shared backends.\n`,
+  );
 }
-const disabled = [...new Set([...(values.disable ?? []), process.env['PARLEY_UNSAFE_DISABLE'] ?? ''].flatMap((list) => list.split(',')).map((s) => s.trim()).filter(Boolean))];
+const disabled = [
+  ...new Set(
+    [...(values.disable ?? []), process.env['PARLEY_UNSAFE_DISABLE'] ?? '']
+      .flatMap((list) => list.split(','))
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ),
+];
 for (const name of disabled) {
   if (!(CONTROLS as readonly string[]).includes(name)) fail(`Unknown control "${name}". Known: ${CONTROLS.join(', ')}.`);
 }

@@ -34,7 +34,10 @@ const SERVER_LOG = `
       </section>`;
 
 function render(name: PageName, content: string): string {
-  const indented = content.replace(WHAT_HAPPENED_MARKER, WHAT_HAPPENED).trimEnd().replace(/^(?=.)/gm, '      ');
+  const indented = content
+    .replace(WHAT_HAPPENED_MARKER, WHAT_HAPPENED)
+    .trimEnd()
+    .replace(/^(?=.)/gm, '      ');
   return `<!doctype html>
 <html lang="en">
   <head>

@@ -39,7 +39,8 @@ export function parleyRequest(parleyOrigin: string, ca: string, method: string, 
 export async function signedInCookie(parleyOrigin: string, ca: string, credentials: { username: string; password: string }): Promise<string> {
   const body = { username: credentials.username, password: credentials.password }; // exactly these fields: the API refuses others
   const registered = await parleyRequest(parleyOrigin, ca, 'POST', '/api/register', body);
-  if (registered.status !== 201 && registered.status !== 409) throw new Error(`registering ${credentials.username}: HTTP ${registered.status} ${registered.text}`);
+  if (registered.status !== 201 && registered.status !== 409)
+    throw new Error(`registering ${credentials.username}: HTTP ${registered.status} ${registered.text}`);
   const login = await parleyRequest(parleyOrigin, ca, 'POST', '/api/login', body);
   if (login.status !== 200) throw new Error(`${credentials.username}'s login: HTTP ${login.status} ${login.text}`);
   const setCookie = login.headers['set-cookie'] ?? [];

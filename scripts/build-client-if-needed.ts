@@ -37,7 +37,7 @@ function staleReason(): string | null {
 }
 
 /** Vite's build(), or undefined when dev dependencies are not installed (npm ci --omit=dev). */
-async function loadVite(): Promise<typeof import('vite')['build'] | undefined> {
+async function loadVite(): Promise<(typeof import('vite'))['build'] | undefined> {
   try {
     return (await import('vite')).build;
   } catch (error) {
@@ -55,7 +55,9 @@ if (reason === null) {
     // A production install cannot rebuild; the build it has is the one it serves.
     console.log(`Client build in dist/client kept (${reason}; Vite is not installed: production dependencies only).`);
   } else if (!build) {
-    console.error('The client build (dist/client) is missing and Vite is not installed: run `npm ci && npm run build` (with dev dependencies), then start again.');
+    console.error(
+      'The client build (dist/client) is missing and Vite is not installed: run `npm ci && npm run build` (with dev dependencies), then start again.',
+    );
     process.exitCode = 1;
   } else {
     console.log(`Building the client: ${reason}.`);

@@ -70,7 +70,9 @@ const caDir = caroot.stdout.trim();
 
 const given = ['TLS_CERT_FILE', 'TLS_KEY_FILE'].filter((name) => process.env[name]);
 if (given.length > 0) {
-  process.stderr.write(`Note: ${given.join(' and ')} set (environment or .env): Parley serves those files, not the certificate made here. Unset them to use it.\n`);
+  process.stderr.write(
+    `Note: ${given.join(' and ')} set (environment or .env): Parley serves those files, not the certificate made here. Unset them to use it.\n`,
+  );
 }
 
 process.stdout.write(
@@ -126,7 +128,9 @@ process.stdout.write(
     'Restart the browser too (Firefox and Chromium read their certificate stores at start).',
     ...(nss || process.platform === 'win32'
       ? []
-      : ['certutil was not found, so Firefox (and Chromium on Linux) still warn: install it (Debian/Ubuntu: libnss3-tools, Fedora: nss-tools, macOS: brew install nss) and run npm run cert again.']),
+      : [
+          'certutil was not found, so Firefox (and Chromium on Linux) still warn: install it (Debian/Ubuntu: libnss3-tools, Fedora: nss-tools, macOS: brew install nss) and run npm run cert again.',
+        ]),
     '',
   ].join('\n'),
 );

@@ -54,7 +54,9 @@ const install = 'install Node 26 (the version in .nvmrc: `nvm install`, `fnm ins
 
 if (process.argv[2] === 'preinstall') {
   if (bundledVersion) {
-    console.log(`parley: npm scripts run on the bundled Node ${bundledVersion} (${bundledName}, sha512-checked against package-lock.json), whatever the system Node is.`);
+    console.log(
+      `parley: npm scripts run on the bundled Node ${bundledVersion} (${bundledName}, sha512-checked against package-lock.json), whatever the system Node is.`,
+    );
   } else if (satisfies(process.version, range)) {
     console.log(`parley: no bundled Node for ${process.platform}-${process.arch}; npm scripts will run on your Node ${process.version} (engines: ${range}).`);
   } else {

@@ -34,7 +34,11 @@ const PROBES: Record<Service, () => Probe> = {
   chromium: () => {
     const given = process.env['CHROMIUM_PATH'];
     return {
-      found: given ? (isExecutable(given) ? given : undefined) : (onPath('chromium') ?? onPath('chromium-browser') ?? (isExecutable(MAC_CHROMIUM) ? MAC_CHROMIUM : undefined)),
+      found: given
+        ? isExecutable(given)
+          ? given
+          : undefined
+        : (onPath('chromium') ?? onPath('chromium-browser') ?? (isExecutable(MAC_CHROMIUM) ? MAC_CHROMIUM : undefined)),
       looked: given ? `CHROMIUM_PATH=${given}` : 'chromium or chromium-browser on PATH, CHROMIUM_PATH',
       install: `Debian/Ubuntu: sudo apt-get install chromium · Fedora: sudo dnf install chromium · macOS: brew install --cask chromium (or set CHROMIUM_PATH to a Chrome or Chromium binary)`,
     };
@@ -50,7 +54,8 @@ const PROBES: Record<Service, () => Probe> = {
     return {
       found: initdb && server ? path.dirname(initdb) : undefined,
       looked: 'initdb and postgres in /usr/lib/postgresql/*/bin or on PATH',
-      install: 'Debian/Ubuntu: sudo apt-get install postgresql · Fedora: sudo dnf install postgresql-server · macOS: brew install postgresql@17, then put $(brew --prefix postgresql@17)/bin on PATH',
+      install:
+        'Debian/Ubuntu: sudo apt-get install postgresql · Fedora: sudo dnf install postgresql-server · macOS: brew install postgresql@17, then put $(brew --prefix postgresql@17)/bin on PATH',
     };
   },
   // The load-balancer topology test (test/deploy/); Debian installs it in /usr/sbin.
@@ -67,7 +72,6 @@ const PROBES: Record<Service, () => Probe> = {
   }),
 };
 const SERVICES = Object.keys(PROBES) as Service[];
-
 
 // ---- arguments -------------------------------------------------------------------------
 
@@ -119,13 +123,21 @@ for (const file of files) if (!fs.existsSync(path.join(ROOT, file))) usage(`no s
 
 // ---- what this machine has ------------------------------------------------------------
 
-const without = (process.env['PARLEY_TEST_WITHOUT'] ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+const without = (process.env['PARLEY_TEST_WITHOUT'] ?? '')
+  .split(',')
+  .map((item) => item.trim())
+  .filter(Boolean);
 for (const name of without) if (!SERVICES.includes(name as Service)) usage(`PARLEY_TEST_WITHOUT: unknown service "${name}" (known: ${SERVICES.join(', ')})`);
 
 const probes = new Map<Service, Found>();
 for (const service of SERVICES) {
   const probe = PROBES[service]();
-  probes.set(service, without.includes(service) ? { ...probe, found: undefined, absent: 'treated as missing (PARLEY_TEST_WITHOUT)' } : { ...probe, absent: `not found (looked for ${probe.looked})` });
+  probes.set(
+    service,
+    without.includes(service)
+      ? { ...probe, found: undefined, absent: 'treated as missing (PARLEY_TEST_WITHOUT)' }
+      : { ...probe, absent: `not found (looked for ${probe.looked})` },
+  );
 }
 
 const run: string[] = [];

@@ -78,19 +78,16 @@ async function within<T>(promise: Promise<T>, ms: number, variable: 'REDIS_URL' 
  * The bus key is derived from it here (cluster/envelope.ts deriveBusKey); it authenticates
  * every bus envelope and is never stored in Redis.
  */
-export async function openBackend(
-  config: Config,
-  log: AuditLog,
-  sessionExpiresAt: SessionExpiry,
-  sessionSecret: string,
-): Promise<Backend> {
+export async function openBackend(config: Config, log: AuditLog, sessionExpiresAt: SessionExpiry, sessionSecret: string): Promise<Backend> {
   const wait = config.backends.startWaitMs;
   let data: ParleyStore;
   if (config.databaseUrl) {
     const url = config.databaseUrl;
-    data = await within(PostgresStore.open(url, sessionExpiresAt, log, wait, config.databasePoolSize), wait, 'DATABASE_URL', 'PostgreSQL').catch((error: unknown) => {
-      throw error instanceof BackendStartError ? error : new BackendStartError('DATABASE_URL', `PostgreSQL: ${redacted(error, url)}`, error);
-    });
+    data = await within(PostgresStore.open(url, sessionExpiresAt, log, wait, config.databasePoolSize), wait, 'DATABASE_URL', 'PostgreSQL').catch(
+      (error: unknown) => {
+        throw error instanceof BackendStartError ? error : new BackendStartError('DATABASE_URL', `PostgreSQL: ${redacted(error, url)}`, error);
+      },
+    );
   } else {
     data = new SqliteStore(config.dataDir, sessionExpiresAt);
   }

@@ -235,7 +235,10 @@ function isLoopbackOrigin(origin: string): boolean {
 function unsafeDisabled(env: Env, host: string, appOrigins: readonly string[]): Set<Control> {
   const raw = env['PARLEY_UNSAFE_DISABLE'];
   if (!raw) return new Set();
-  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const name of names) {
     if (!(CONTROLS as readonly string[]).includes(name)) {
       throw new ConfigError(`PARLEY_UNSAFE_DISABLE: unknown control "${name}" (known: ${CONTROLS.join(', ')}).`);
@@ -260,7 +263,15 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
   const port = int(env, 'PORT', 8443, 0, 65535);
   const host = env['HOST'] || 'localhost';
   const originList = env['APP_ORIGIN'] || `https://localhost:${port}`;
-  const appOrigins = [...new Set(originList.split(',').map((s) => s.trim()).filter(Boolean).map(normalizeOrigin))];
+  const appOrigins = [
+    ...new Set(
+      originList
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map(normalizeOrigin),
+    ),
+  ];
   if (appOrigins.length === 0) throw new ConfigError('APP_ORIGIN must name at least one origin.');
   const tlsCertFile = env['TLS_CERT_FILE'] || undefined;
   const tlsKeyFile = env['TLS_KEY_FILE'] || undefined;

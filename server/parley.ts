@@ -211,4 +211,3 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     },
   };
 }
-

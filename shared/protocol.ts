@@ -36,7 +36,8 @@ const clientId = v.pipe(
   v.maxLength(MAX_CLIENT_ID_LENGTH, `"clientId" must be a string of 1–${MAX_CLIENT_ID_LENGTH} characters.`),
 );
 /** A stored message's id: a positive safe integer (ids come from the database). */
-const messageId = (field: string) => v.pipe(v.number(), v.safeInteger(`"${field}" must be a positive integer.`), v.minValue(1, `"${field}" must be a positive integer.`));
+const messageId = (field: string) =>
+  v.pipe(v.number(), v.safeInteger(`"${field}" must be a positive integer.`), v.minValue(1, `"${field}" must be a positive integer.`));
 const timestamp = v.pipe(v.number(), v.finite());
 
 // ---- client → server -------------------------------------------------------

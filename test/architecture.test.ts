@@ -64,7 +64,12 @@ test("the README's file map names every file of server/, shared/, client/, lab/ 
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   const map = readme.slice(readme.indexOf('## What is where'), readme.indexOf('Requests flow one way'));
   const missing = ['server', 'shared', 'client', 'lab', 'scripts']
-    .flatMap((dir) => fs.readdirSync(path.join(ROOT, dir), { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && /\.(ts|mjs|sh)$/.test(e.name)).map((e) => path.join(e.parentPath, e.name)))
+    .flatMap((dir) =>
+      fs
+        .readdirSync(path.join(ROOT, dir), { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile() && /\.(ts|mjs|sh)$/.test(e.name))
+        .map((e) => path.join(e.parentPath, e.name)),
+    )
     .filter((file) => !map.includes(path.basename(file)))
     .map(rel);
   assert.deepEqual(missing, []);

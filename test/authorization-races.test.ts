@@ -11,20 +11,7 @@ import type { MembersFrame, MessageFrame, ServerFrame } from '../shared/protocol
 import { RACE_BACKENDS, on } from './helpers/backends.ts';
 import { inviteAndAccept, nextEvent } from './helpers/rooms.ts';
 import { between, slowStore } from './helpers/slow-store.ts';
-import {
-  PASSWORD,
-  connect,
-  joined,
-  login,
-  open,
-  register,
-  request,
-  signUp,
-  sleep,
-  startServer,
-  type Client,
-  type TestServer,
-} from './helpers/server.ts';
+import { PASSWORD, connect, joined, login, open, register, request, signUp, sleep, startServer, type Client, type TestServer } from './helpers/server.ts';
 
 const FAST_LIMITS = { WS_MESSAGES_PER_SECOND: '2000', WS_MESSAGE_BURST: '2000', WS_ABUSE_THRESHOLD: '100000' };
 
@@ -132,7 +119,7 @@ for (const backend of RACE_BACKENDS) {
     // Rooms with consent: an accept racing the owner's cancel must never leave a membership
     // behind an invitation that was already gone. The accept makes the membership from the
     // invitation row and deletes it in one transaction; a check-then-insert would not.
-    test('accept racing the owner\'s cancel: the invitee never ends up a member after the cancel', async () => {
+    test("accept racing the owner's cancel: the invitee never ends up a member after the cancel", async () => {
       const owner = await joined(server, await signUp(server, 'raceowner'));
       const invitee = await open(server, await signUp(server, 'raceinvitee'));
       owner.send({ type: 'create', room: 'racing' });
@@ -147,7 +134,10 @@ for (const backend of RACE_BACKENDS) {
           await sleep(5);
         }
       };
-      const membersOf = (room: string) => (f: ServerFrame): f is MembersFrame => f.type === 'members' && f.room === room;
+      const membersOf =
+        (room: string) =>
+        (f: ServerFrame): f is MembersFrame =>
+          f.type === 'members' && f.room === room;
       let stayed = 0;
       let acceptWon = 0;
       const ROUNDS = 25;
@@ -179,7 +169,6 @@ for (const backend of RACE_BACKENDS) {
       assert.equal(stayed, 0);
       for (const c of [owner, invitee]) c.ws.close();
     });
-
   });
 }
 
@@ -238,7 +227,9 @@ describe('sessions created by logins racing a password change do not survive it'
         attempt.client.ws.close();
       }
     }
-    console.log(`  ${cookies.length} logins with the old password got a session (${raced} answered after the change was); afterwards ${alive} accepted on /api/me, ${upgraded} on /ws`);
+    console.log(
+      `  ${cookies.length} logins with the old password got a session (${raced} answered after the change was); afterwards ${alive} accepted on /api/me, ${upgraded} on /ws`,
+    );
     assert.ok(raced >= 1, `the race ran: a login with the old password was answered after the change (${raced} of ${cookies.length})`);
     assert.equal(alive, 0);
     assert.equal(upgraded, 0);

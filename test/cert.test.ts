@@ -102,7 +102,10 @@ describe('npm run cert with mkcert', () => {
     assert.match(run.stdout, /mkcert -uninstall/);
     assert.ok(run.stdout.includes(path.join(parleyDir, 'localhost-cert.pem')) && run.stdout.includes(path.join(labDir, 'localhost-cert.pem')), run.stdout);
     assert.ok(run.stdout.indexOf('will:') < run.stdout.indexOf('Done.'));
-    assert.ok(fs.readdirSync(os.tmpdir()).every((name) => !name.startsWith('parley-cert-') || name === path.basename(tmp)), 'no temporary key copy left behind');
+    assert.ok(
+      fs.readdirSync(os.tmpdir()).every((name) => !name.startsWith('parley-cert-') || name === path.basename(tmp)),
+      'no temporary key copy left behind',
+    );
   });
 
   test("this machine's trust store was not touched (TRUST_STORES=none)", () => {
@@ -114,13 +117,25 @@ describe('npm run cert with mkcert', () => {
     try {
       const trusted = await handshake(parley.port, 'localhost', root.toString());
       assert.deepEqual(trusted, { fingerprint: leaf.fingerprint256 }, 'the mkcert certificate, chain verified for localhost');
-      assert.deepEqual(await handshake(parley.port, 'localhost', undefined), { error: 'SELF_SIGNED_CERT_IN_CHAIN' }, "Node's own CA list does not know mkcert's CA");
-      assert.deepEqual(await handshake(parley.port, 'parley.example', root.toString()), { error: 'ERR_TLS_CERT_ALTNAME_INVALID' }, 'only the names it was made for');
+      assert.deepEqual(
+        await handshake(parley.port, 'localhost', undefined),
+        { error: 'SELF_SIGNED_CERT_IN_CHAIN' },
+        "Node's own CA list does not know mkcert's CA",
+      );
+      assert.deepEqual(
+        await handshake(parley.port, 'parley.example', root.toString()),
+        { error: 'ERR_TLS_CERT_ALTNAME_INVALID' },
+        'only the names it was made for',
+      );
       // Everything that pins the certificate file (the test helpers do) still works, WSS included.
       const cookie = await signUp(parley, 'alice');
       const client = await open(parley, cookie);
       client.ws.close();
-      assert.deepEqual(fs.readFileSync(path.join(parleyDir, 'localhost-cert.pem')), fs.readFileSync(path.join(labDir, 'localhost-cert.pem')), 'Parley kept it rather than generating its own');
+      assert.deepEqual(
+        fs.readFileSync(path.join(parleyDir, 'localhost-cert.pem')),
+        fs.readFileSync(path.join(labDir, 'localhost-cert.pem')),
+        'Parley kept it rather than generating its own',
+      );
     } finally {
       await parley.close();
     }
@@ -141,7 +156,11 @@ describe('npm run cert with mkcert', () => {
     }
     try {
       assert.equal(lab.certificate.cert, fs.readFileSync(path.join(labDir, 'localhost-cert.pem'), 'utf8'), 'the lab took the file as it is');
-      for (const [port, host] of [[parleyPort, 'localhost'], [attackerPort, 'localhost'], [attackerPort, 'evil.localhost']] as const) {
+      for (const [port, host] of [
+        [parleyPort, 'localhost'],
+        [attackerPort, 'localhost'],
+        [attackerPort, 'evil.localhost'],
+      ] as const) {
         assert.deepEqual(await handshake(port, host, root.toString()), { fingerprint: leaf.fingerprint256 }, `https://${host}:${port}`);
       }
       // The lab signs its victim up through its own HTTPS client at start; it says so when that fails.
@@ -161,7 +180,13 @@ describe('npm run cert without mkcert', () => {
     const run = runCert([], { cwd, env: { PATH: emptyPath } });
     assert.equal(run.status, 1, run.out);
     assert.match(run.stderr, /^npm run cert: mkcert is not installed\./);
-    for (const command of ['apt install mkcert libnss3-tools', 'dnf install mkcert nss-tools', 'brew install mkcert nss', 'choco install mkcert', 'scoop install mkcert']) {
+    for (const command of [
+      'apt install mkcert libnss3-tools',
+      'dnf install mkcert nss-tools',
+      'brew install mkcert nss',
+      'choco install mkcert',
+      'scoop install mkcert',
+    ]) {
       assert.ok(run.stderr.includes(command), `${command}\n${run.stderr}`);
     }
     assert.deepEqual(fs.readdirSync(cwd), [], 'no data directory, no file');

@@ -59,7 +59,11 @@ describe('ChatController', () => {
     clear();
     chat.connected();
     frame({ type: 'rooms', user: 'alice', rooms: [LOBBY, DEN] });
-    assert.deepEqual(sent, [{ type: 'join', room: 'lobby' }, { type: 'join', room: 'den' }, { type: 'members', room: 'den' }]);
+    assert.deepEqual(sent, [
+      { type: 'join', room: 'lobby' },
+      { type: 'join', room: 'den' },
+      { type: 'members', room: 'den' },
+    ]);
   });
 
   test('a live message in the shown room appends one node; elsewhere it counts as unread', () => {
@@ -101,7 +105,10 @@ describe('ChatController', () => {
     transport.connected = false;
     assert.equal(chat.sendText('lobby', 'offline', 'c-3'), false);
     chat.invite('bob');
-    assert.ok(calls.some((c) => c.startsWith('showConnectionError')), 'an action while offline says so');
+    assert.ok(
+      calls.some((c) => c.startsWith('showConnectionError')),
+      'an action while offline says so',
+    );
   });
 
   test('a room created shows up as a change, and is then selected and announced', () => {

@@ -13,7 +13,8 @@ import { XSS_PAYLOADS } from './fixtures/xss-payloads.ts';
 import { violations } from './helpers/inert-html.ts';
 
 const CLIENT = path.resolve(import.meta.dirname, '../client');
-const SINKS = /\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write|\.srcdoc\b|createContextualFragment|\beval\s*\(|new Function\s*\(|setTimeout\(\s*['"`]/;
+const SINKS =
+  /\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write|\.srcdoc\b|createContextualFragment|\beval\s*\(|new Function\s*\(|setTimeout\(\s*['"`]/;
 
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -43,7 +44,10 @@ describe('client source: HTML sinks', () => {
   });
 
   test('render.ts assigns innerHTML only from the Trusted Types policy or DOMPurify', () => {
-    const lines = fs.readFileSync(path.join(CLIENT, 'render.ts'), 'utf8').split('\n').filter((l) => /\.innerHTML\s*=/.test(l));
+    const lines = fs
+      .readFileSync(path.join(CLIENT, 'render.ts'), 'utf8')
+      .split('\n')
+      .filter((l) => /\.innerHTML\s*=/.test(l));
     assert.ok(lines.length > 0);
     for (const line of lines) assert.match(line, /=\s*(renderer\.policy\.createHTML\(|sanitize\()/, line.trim());
   });

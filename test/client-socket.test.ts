@@ -361,7 +361,7 @@ describe('ChatSocket: close codes', () => {
     });
   }
 
-  test('stop() closes with 1000 and nothing follows, not even the old socket\'s late close event', async () => {
+  test("stop() closes with 1000 and nothing follows, not even the old socket's late close event", async () => {
     const { socket, sockets, last, closed, seen } = setup();
     socket.start();
     last().open();

@@ -36,7 +36,11 @@ describe('the per-room message cap', () => {
     const held = ids(state);
     assert.ok(held.length > MAX_ROOM_MESSAGES - TRIM_BATCH && held.length <= MAX_ROOM_MESSAGES, String(held.length));
     assert.equal(held.at(-1), 10 * MAX_ROOM_MESSAGES);
-    assert.deepEqual(held, range(held[0]!, held.at(-1)!).map((m) => m.id), 'the newest, without a gap');
+    assert.deepEqual(
+      held,
+      range(held[0]!, held.at(-1)!).map((m) => m.id),
+      'the newest, without a gap',
+    );
     assert.equal(state.view(room).more, true, 'the dropped messages can be loaded again');
   });
 
@@ -71,7 +75,10 @@ describe('the per-room message cap', () => {
     // "Show newest messages": the latest page replaces the range and live messages flow again.
     state.applyHistory(room, range(4951, 5000), true);
     assert.equal(state.view(room).newer, false);
-    assert.deepEqual(ids(state), range(4951, 5000).map((m) => m.id));
+    assert.deepEqual(
+      ids(state),
+      range(4951, 5000).map((m) => m.id),
+    );
     assert.equal(state.addMessage(room, message(5001)), true);
   });
 
@@ -102,7 +109,10 @@ describe('room-list deltas, invitations, presence and room lines (rooms with con
     const club = { name: 'club', private: true, owner: 'bob' };
     state.addRoom(club);
     state.addRoom(club); // the same room again replaces, never duplicates
-    assert.deepEqual(state.rooms.map((r) => r.name), ['lobby', 'club']);
+    assert.deepEqual(
+      state.rooms.map((r) => r.name),
+      ['lobby', 'club'],
+    );
     state.active = 'club';
     state.joined.add('club');
     state.applyHistory('club', range(1, 3), false);
@@ -124,7 +134,10 @@ describe('room-list deltas, invitations, presence and room lines (rooms with con
     state.setInvitations([{ room: 'a1', from: 'x1' }]);
     state.addInvitation({ room: 'b1', from: 'y1' });
     state.addInvitation({ room: 'a1', from: 'z1' });
-    assert.deepEqual(state.invitations, [{ room: 'b1', from: 'y1' }, { room: 'a1', from: 'z1' }]);
+    assert.deepEqual(state.invitations, [
+      { room: 'b1', from: 'y1' },
+      { room: 'a1', from: 'z1' },
+    ]);
     state.removeInvitation('b1');
     assert.deepEqual(state.invitations, [{ room: 'a1', from: 'z1' }]);
   });

@@ -20,7 +20,10 @@ describe('config', () => {
 
   for (const value of ['loopbak', '10.0.0.0/33', '10.0.0.1, nonsense']) {
     test(`TRUST_PROXY=${JSON.stringify(value)} is refused at start with a ConfigError naming the variable`, () => {
-      assert.throws(() => loadConfig({ TRUST_PROXY: value }, []), (error: unknown) => error instanceof ConfigError && /TRUST_PROXY/.test(error.message));
+      assert.throws(
+        () => loadConfig({ TRUST_PROXY: value }, []),
+        (error: unknown) => error instanceof ConfigError && /TRUST_PROXY/.test(error.message),
+      );
     });
   }
 

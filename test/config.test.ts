@@ -165,7 +165,10 @@ describe('PARLEY_UNSAFE_DISABLE', () => {
   });
 
   test('refused with an APP_ORIGIN that is not loopback, also as one entry in a list', () => {
-    refuses({ ...lab, APP_ORIGIN: 'https://chat.example.com' }, /PARLEY_UNSAFE_DISABLE is refused: APP_ORIGIN https:\/\/chat\.example\.com is not a loopback origin/);
+    refuses(
+      { ...lab, APP_ORIGIN: 'https://chat.example.com' },
+      /PARLEY_UNSAFE_DISABLE is refused: APP_ORIGIN https:\/\/chat\.example\.com is not a loopback origin/,
+    );
     refuses({ ...lab, APP_ORIGIN: 'https://localhost:8443,https://192.0.2.7:8443' }, /APP_ORIGIN https:\/\/192\.0\.2\.7:8443 is not a loopback origin/);
     refuses({ ...lab, APP_ORIGIN: 'https://localhost.example.com' }, /APP_ORIGIN/);
   });
@@ -176,12 +179,25 @@ describe('PARLEY_UNSAFE_DISABLE', () => {
   });
 
   test('accepted with loopback APP_ORIGINs, NODE_ENV=development and TRUST_PROXY=false', () => {
-    const config = loadConfig({ ...lab, APP_ORIGIN: 'https://localhost:8443,https://127.0.0.1:8443,https://[::1]:8443', NODE_ENV: 'development', TRUST_PROXY: 'false' }, []);
+    const config = loadConfig(
+      { ...lab, APP_ORIGIN: 'https://localhost:8443,https://127.0.0.1:8443,https://[::1]:8443', NODE_ENV: 'development', TRUST_PROXY: 'false' },
+      [],
+    );
     assert.deepEqual([...config.disabled], ['origin']);
   });
 
   test('each of those settings alone is fine without the switch', () => {
-    const config = loadConfig({ HOST: '127.0.0.1', NODE_ENV: 'production', TRUST_PROXY: 'loopback', APP_ORIGIN: 'https://chat.example.com', REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://parley@127.0.0.1/parley' }, []);
+    const config = loadConfig(
+      {
+        HOST: '127.0.0.1',
+        NODE_ENV: 'production',
+        TRUST_PROXY: 'loopback',
+        APP_ORIGIN: 'https://chat.example.com',
+        REDIS_URL: 'redis://127.0.0.1:6379',
+        DATABASE_URL: 'postgres://parley@127.0.0.1/parley',
+      },
+      [],
+    );
     assert.equal(config.disabled.size, 0);
   });
 

@@ -142,10 +142,12 @@ describe('frame size, type and encoding', () => {
     const response = await opened;
     assert.equal(response.headers['sec-websocket-extensions'], undefined);
     assert.equal(ws.extensions, '');
-    const ack = new Promise<unknown>((resolve) => ws.on('message', (data) => {
-      const frame = JSON.parse(String(data)) as { type: string };
-      if (frame.type === 'ack') resolve(frame);
-    }));
+    const ack = new Promise<unknown>((resolve) =>
+      ws.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as { type: string };
+        if (frame.type === 'ack') resolve(frame);
+      }),
+    );
     ws.send(JSON.stringify({ type: 'send', room: 'lobby', text: 'uncompressed', clientId: 'plain' }));
     assert.deepEqual(Object.keys((await ack) as object).sort(), ['clientId', 'id', 'type']);
     ws.close();
@@ -306,10 +308,19 @@ describe('message rate limit (1/s, burst 5, abuse threshold 10)', () => {
     await sleep(50);
     const acks = first.frames.filter((f) => f.type === 'ack');
     const errors = first.frames.filter((f) => f.type === 'error');
-    assert.deepEqual(acks.map((a) => a.clientId), ['b1', 'b2', 'b3', 'b4', 'b5']);
-    assert.deepEqual(errors.map((e) => e.code), ['rate_limited', 'rate_limited', 'rate_limited']);
+    assert.deepEqual(
+      acks.map((a) => a.clientId),
+      ['b1', 'b2', 'b3', 'b4', 'b5'],
+    );
+    assert.deepEqual(
+      errors.map((e) => e.code),
+      ['rate_limited', 'rate_limited', 'rate_limited'],
+    );
     // each refusal names the refused send, so a client can mark exactly that one as not sent
-    assert.deepEqual(errors.map((e) => (e.type === 'error' ? e.clientId : undefined)), ['b6', 'b7', 'b8']);
+    assert.deepEqual(
+      errors.map((e) => (e.type === 'error' ? e.clientId : undefined)),
+      ['b6', 'b7', 'b8'],
+    );
     // the watcher got exactly the 5 accepted messages
     await waitFor(() => watcher.frames.filter((f) => f.type === 'message').length >= 5, 2000, '5 messages at the watcher');
     const seen = watcher.frames.filter((f) => f.type === 'message').map((m) => m.html);
@@ -450,8 +461,10 @@ describe('backpressure (WS_MAX_BUFFERED_BYTES 64 KiB)', () => {
       for (let i = 0; i < BATCH; i++) await flooder.next('ack', 10_000); // the flooder is paced by its acks
       if (dropped()) batchesAfterDrop++;
     }
-    t.diagnostic(`sent ${sent} messages (${((sent * text.length * 3) / 1e6).toFixed(1)} MB); ` +
-      `RSS ${(rssBefore / 1e6).toFixed(0)} MB → ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`);
+    t.diagnostic(
+      `sent ${sent} messages (${((sent * text.length * 3) / 1e6).toFixed(1)} MB); ` +
+        `RSS ${(rssBefore / 1e6).toFixed(0)} MB → ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
+    );
     const wrongDrops = server.logs.filter((l) => l.includes('"ws_dropped_slow_consumer"') && !l.includes('"user":"slow"'));
     assert.deepEqual(wrongDrops, [], 'only the client that stopped reading may be dropped');
     assert.ok(dropped(), 'the slow consumer was dropped');
@@ -460,7 +473,10 @@ describe('backpressure (WS_MAX_BUFFERED_BYTES 64 KiB)', () => {
     // Flooder: every message acked, in order.
     const acks = flooder.frames.filter((f) => f.type === 'ack');
     assert.equal(acks.length, sent);
-    assert.deepEqual(acks.map((a) => a.clientId), Array.from({ length: sent }, (_, i) => `m${i + 1}`));
+    assert.deepEqual(
+      acks.map((a) => a.clientId),
+      Array.from({ length: sent }, (_, i) => `m${i + 1}`),
+    );
     // Observer: every message delivered, and still connected.
     const delivered = () => observer.frames.filter((f) => f.type === 'message' && f.user === 'flooder').length;
     await waitFor(() => delivered() >= sent, 10_000, `${sent} messages at the observer (have ${delivered()})`);
@@ -489,7 +505,10 @@ describe('backpressure (WS_MAX_BUFFERED_BYTES 64 KiB)', () => {
     const page = await reader.next('history');
     assert.equal(page.messages.length, 20);
     await sleep(200);
-    assert.deepEqual(server.logs.filter((l) => l.includes('"ws_dropped_slow_consumer"') && l.includes('"user":"reader"')), []);
+    assert.deepEqual(
+      server.logs.filter((l) => l.includes('"ws_dropped_slow_consumer"') && l.includes('"user":"reader"')),
+      [],
+    );
     assert.equal(reader.ws.readyState, WebSocket.OPEN, 'the reader read everything and must still be connected');
     reader.send({ type: 'send', room: 'archive', text: 'thanks', clientId: 'r1' });
     assert.equal((await reader.next('ack')).clientId, 'r1');
@@ -523,7 +542,10 @@ describe('frame order with coalesced writes', () => {
       assert.ok(ackAt !== -1 && messageAt > ackAt, `ack of c${i} at ${ackAt}, its message at ${messageAt}`);
     }
     const ids = reader.frames.flatMap((f) => (f.type === 'message' ? [f.id] : []));
-    assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+    assert.deepEqual(
+      ids,
+      [...ids].sort((a, b) => a - b),
+    );
     assert.deepEqual(
       reader.frames.flatMap((f) => (f.type === 'message' ? [f.html] : [])),
       Array.from({ length: 50 }, (_, i) => `m${i}`),

@@ -205,7 +205,7 @@ describe('Strict-Transport-Security: on real host names, never on loopback', () 
     });
   }
 
-  test('a Host that is not one of APP_ORIGIN\'s names (other.example.test) gets no HSTS: the list is ours, not the request\'s', async () => {
+  test("a Host that is not one of APP_ORIGIN's names (other.example.test) gets no HSTS: the list is ours, not the request's", async () => {
     const reply = await getAs(server, 'other.example.test', '/');
     assert.equal(reply.headers['strict-transport-security'], undefined);
   });
@@ -243,7 +243,9 @@ describe('Cache-Control: no-store on every /api response', () => {
   test('POST /api/logout answers Clear-Site-Data "cache", "storage" — not "cookies"', async () => {
     const reply = await request(server, 'POST', '/api/logout', { cookie, body: {} });
     assert.equal(reply.status, 204);
-    const types = String(reply.headers['clear-site-data'] ?? '').split(',').map((s) => s.trim());
+    const types = String(reply.headers['clear-site-data'] ?? '')
+      .split(',')
+      .map((s) => s.trim());
     assert.deepEqual(types.sort(), ['"cache"', '"storage"']);
     assert.equal(reply.headers['cache-control'], 'no-store');
   });

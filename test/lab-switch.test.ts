@@ -105,7 +105,10 @@ describe('the lab switch is judged by the address actually bound', () => {
     // loadConfig accepts HOST=localhost; what "localhost" resolves to is only known at listen.
     // Here the resolution is given directly (as a misconfigured resolver would give it).
     // (Config is frozen once loaded: the test makes a copy that differs in `host` alone.)
-    const config = { ...loadConfig({ PORT: String(port), HOST: 'localhost', DATA_DIR: dataDir, PARLEY_UNSAFE_DISABLE: 'origin,session' }, []), host: '0.0.0.0' };
+    const config = {
+      ...loadConfig({ PORT: String(port), HOST: 'localhost', DATA_DIR: dataDir, PARLEY_UNSAFE_DISABLE: 'origin,session' }, []),
+      host: '0.0.0.0',
+    };
     const logs: string[] = [];
     await assert.rejects(startParley(config, { log: createAuditLog((line) => logs.push(line)) }), (error: unknown) => {
       assert.ok(error instanceof UnsafeBindError, `expected UnsafeBindError, got ${String(error)}`);
@@ -143,7 +146,14 @@ describe('the lab switch is judged by the address actually bound', () => {
         ['-rm', 'sh', '-c', 'mount --bind "$1" /etc/hosts && getent hosts localhost >&2 && exec "$2" server/main.ts', 'sh', hosts, NODE],
         {
           cwd: ROOT,
-          env: { ...process.env, PORT: String(port), HOST: 'localhost', DATA_DIR: path.join(dir, 'data'), PARLEY_UNSAFE_DISABLE: 'origin,session', NODE_ENV: '' },
+          env: {
+            ...process.env,
+            PORT: String(port),
+            HOST: 'localhost',
+            DATA_DIR: path.join(dir, 'data'),
+            PARLEY_UNSAFE_DISABLE: 'origin,session',
+            NODE_ENV: '',
+          },
           stdio: ['ignore', 'pipe', 'pipe'],
         },
       );
@@ -158,7 +168,10 @@ describe('the lab switch is judged by the address actually bound', () => {
         assert.fail(`Parley started with origin,session off although it is bound to every interface (reachable on ${external}: ${reachable}).\n${run.stderr}`);
       }
       assert.equal(run.code, 2, run.stderr);
-      const lines = run.stderr.trim().split('\n').filter((line) => !/^0\.0\.0\.0\s+localhost/.test(line));
+      const lines = run.stderr
+        .trim()
+        .split('\n')
+        .filter((line) => !/^0\.0\.0\.0\s+localhost/.test(line));
       assert.equal(lines.length, 1, `one line, no stack trace: ${run.stderr}`);
       assert.match(lines[0]!, /^Refusing to start: PARLEY_UNSAFE_DISABLE is on, but HOST "localhost" bound 0\.0\.0\.0:\d+, which is not a loopback address/);
     },
@@ -183,14 +196,17 @@ describe('a disabled control is in the audit log', () => {
     const server = await startServer();
     try {
       assert.ok(!server.logs.some((line) => line.includes('unsafe_controls_disabled')));
-      assert.ok(server.logs.some((line) => line.includes('"server_started"')), 'the log was captured');
+      assert.ok(
+        server.logs.some((line) => line.includes('"server_started"')),
+        'the log was captured',
+      );
     } finally {
       await server.close();
     }
   });
 });
 
-describe('npm run lab never uses the caller\'s shared backends', () => {
+describe("npm run lab never uses the caller's shared backends", () => {
   test('with REDIS_URL and DATABASE_URL exported, the lab starts on its own data and never connects to either', async () => {
     // Stand-ins for the cluster's Redis and PostgreSQL: any TCP connection to them counts.
     const connections = { redis: 0, postgres: 0 };
@@ -209,17 +225,21 @@ describe('npm run lab never uses the caller\'s shared backends', () => {
     const parleyPort = await freePort();
     let attackerPort = await freePort();
     while (attackerPort === parleyPort) attackerPort = await freePort();
-    const child = spawn(NODE, ['lab/main.ts', '--disable', 'origin,sanitize', '--port', String(parleyPort), '--attacker-port', String(attackerPort), '--data-dir', dir], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        REDIS_URL: `redis://:cluster-secret@127.0.0.1:${redisPort}`,
-        DATABASE_URL: `postgres://parley:cluster-secret@127.0.0.1:${postgresPort}/parley`,
-        TRUST_PROXY: 'loopback',
-        NODE_ENV: 'production',
+    const child = spawn(
+      NODE,
+      ['lab/main.ts', '--disable', 'origin,sanitize', '--port', String(parleyPort), '--attacker-port', String(attackerPort), '--data-dir', dir],
+      {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          REDIS_URL: `redis://:cluster-secret@127.0.0.1:${redisPort}`,
+          DATABASE_URL: `postgres://parley:cluster-secret@127.0.0.1:${postgresPort}/parley`,
+          TRUST_PROXY: 'loopback',
+          NODE_ENV: 'production',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    );
     children.push(child);
     try {
       const run = await outcome(child, /Ctrl\+C stops both/, 30_000);
@@ -231,7 +251,10 @@ describe('npm run lab never uses the caller\'s shared backends', () => {
       const base = { parley: undefined, port: parleyPort, origin: `https://localhost:${parleyPort}`, base: `https://127.0.0.1:${parleyPort}` };
       const ca = fs.readFileSync(path.join(dir, 'localhost-cert.pem'), 'utf8');
       await register({ ...base, ca, dataDir: dir, logs: [], close: async () => {} } as never, 'lab-user');
-      assert.ok(fs.readdirSync(dir).some((name) => name.endsWith('.db') || name.endsWith('.sqlite')), `no SQLite file in ${fs.readdirSync(dir)}`);
+      assert.ok(
+        fs.readdirSync(dir).some((name) => name.endsWith('.db') || name.endsWith('.sqlite')),
+        `no SQLite file in ${fs.readdirSync(dir)}`,
+      );
       assert.deepEqual(connections, { redis: 0, postgres: 0 });
     } finally {
       child.kill('SIGTERM');
@@ -240,4 +263,3 @@ describe('npm run lab never uses the caller\'s shared backends', () => {
     }
   });
 });
-

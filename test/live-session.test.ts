@@ -156,7 +156,10 @@ describe('session expiry closes live sockets (SESSION_IDLE_SECONDS=1)', () => {
     reader.send({ type: 'join', room: 'lobby' });
     const history = await reader.next('history');
     const texts = history.messages.map((m) => m.html);
-    assert.ok(texts.some((t) => t.includes('control message from another user')), JSON.stringify(texts));
+    assert.ok(
+      texts.some((t) => t.includes('control message from another user')),
+      JSON.stringify(texts),
+    );
     assert.ok(!texts.some((t) => t.includes(secret)), `the late message was stored: ${JSON.stringify(texts)}`);
     assert.ok(!reader.frames.some((f) => f.type === 'message' && f.html.includes(secret)), 'nor was it broadcast');
     await closeClient(reader);

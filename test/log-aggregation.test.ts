@@ -20,7 +20,9 @@ describe('repeated refusals are logged once per window, with a count', () => {
     for (let i = 0; i < 2000; i++) spy.send({ type: 'join', room: 'logvault' });
     while (spy.frames.filter((f) => f.type === 'error').length < 2000) await spy.next('error');
     await sleep(1300); // the window closes and writes its summary
-    const lines = server.logs.map((line) => JSON.parse(line) as { event: string; user?: string; count?: number }).filter((e) => e.event === 'ws_forbidden' && e.user === 'logspy');
+    const lines = server.logs
+      .map((line) => JSON.parse(line) as { event: string; user?: string; count?: number })
+      .filter((e) => e.event === 'ws_forbidden' && e.user === 'logspy');
     const logged = lines.reduce((n, e) => n + (e.count ?? 1), 0);
     assert.ok(lines.length <= 6, `${lines.length} lines for 2000 refusals`);
     assert.equal(logged, 2000, 'every refusal is accounted for in a count');

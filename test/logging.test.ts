@@ -27,7 +27,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 describe('audit log over a full session (register → … → logout)', () => {
   let server: TestServer;
   let cookie: string;
-  let renewed = "";
+  let renewed = '';
   let captured = '';
   const secrets: Record<string, string> = {};
 

@@ -73,7 +73,7 @@ describe('an attacker failing the password cannot lock the owner out (defaults, 
     await server.close();
   });
 
-  test('the lock is real: the right password from the attacker\'s address, without a device cookie, is 429', async () => {
+  test("the lock is real: the right password from the attacker's address, without a device cookie, is 429", async () => {
     const reply = await loginFrom(server, 'victim', PASSWORD, ATTACKER);
     assert.equal(reply.status, 429, reply.text);
     assert.equal(reply.json?.error, 'too_many_attempts');
@@ -86,7 +86,7 @@ describe('an attacker failing the password cannot lock the owner out (defaults, 
     assert.ok(ms < 5000, `${ms} ms [bound 5 s]`);
   });
 
-  test('the known browser succeeds even behind the attacker\'s own address (one NAT), within 5 s', async () => {
+  test("the known browser succeeds even behind the attacker's own address (one NAT), within 5 s", async () => {
     const { reply, ms } = await timed(loginFrom(server, 'victim', PASSWORD, ATTACKER, knownBrowser));
     assert.equal(reply.status, 200, reply.text);
     assert.ok(ms < 5000, `${ms} ms [bound 5 s]`);
@@ -105,7 +105,10 @@ describe('an attacker failing the password cannot lock the owner out (defaults, 
     // 5 free, then the lock doubles from 1 s: in the few seconds of this test at most ~4 more.
     assert.ok(wrong >= 5 && wrong <= 10, `${wrong} wrong passwords were checked [expected 5–10]`);
     assert.ok((statuses.get(429) ?? 0) > wrong, 'most attempts were refused before any password check');
-    assert.deepEqual([...statuses.keys()].filter((s) => s !== 401 && s !== 429), []);
+    assert.deepEqual(
+      [...statuses.keys()].filter((s) => s !== 401 && s !== 429),
+      [],
+    );
   });
 });
 
@@ -127,7 +130,10 @@ describe('the device cookie', () => {
   test('a successful login sets it: __Host- prefix, Secure, HttpOnly, SameSite=Strict, Path=/, no Domain, long-lived', async () => {
     const line = deviceSetCookie(await loginFrom(server, 'alice', PASSWORD, '198.51.100.81'));
     assert.ok(line);
-    const attributes = line.split(';').slice(1).map((a) => a.trim().toLowerCase());
+    const attributes = line
+      .split(';')
+      .slice(1)
+      .map((a) => a.trim().toLowerCase());
     for (const wanted of ['secure', 'httponly', 'samesite=strict', 'path=/']) assert.ok(attributes.includes(wanted), `${wanted} in ${line}`);
     assert.ok(!attributes.some((a) => a.startsWith('domain=')), line);
     const maxAge = Number(attributes.find((a) => a.startsWith('max-age='))?.slice(8));
@@ -225,7 +231,8 @@ describe('registrations per address (REGISTER_ADDRESS_BURST=20, REGISTER_ADDRESS
   test('the same /64 is one address: another IPv6 address in it is refused too', async () => {
     await request(server, 'POST', '/api/register', { body: { username: 'v6-first', password: PASSWORD }, ...from('2001:db8:1:2::1') });
     // Spend the rest of that /64's budget, then try from another host in the same /64.
-    for (let i = 0; i < 19; i++) await request(server, 'POST', '/api/register', { body: { username: `v6-${i}`, password: PASSWORD }, ...from('2001:db8:1:2::1') });
+    for (let i = 0; i < 19; i++)
+      await request(server, 'POST', '/api/register', { body: { username: `v6-${i}`, password: PASSWORD }, ...from('2001:db8:1:2::1') });
     const sibling = await request(server, 'POST', '/api/register', { body: { username: 'v6-sibling', password: PASSWORD }, ...from('2001:db8:1:2:ffff::9') });
     assert.equal(sibling.status, 429, sibling.text);
   });
@@ -249,7 +256,10 @@ describe('the defaults let 300 people behind one NAT register and log in at once
   test('300 registrations from one address pass the default budget; the 301st waits', () => {
     const limit = new RegistrationLimit(defaults.register);
     const waits = Array.from({ length: 300 }, () => limit.take('192.0.2.1'));
-    assert.deepEqual(waits.filter((w) => w > 0), []);
+    assert.deepEqual(
+      waits.filter((w) => w > 0),
+      [],
+    );
     assert.ok(limit.take('192.0.2.1') > 0);
   });
 
@@ -257,7 +267,10 @@ describe('the defaults let 300 people behind one NAT register and log in at once
     const throttle = new LoginThrottle(defaults.login);
     const attempts = Array.from({ length: 300 }, (_, i) => ({ account: `student-${i}`, address: '192.0.2.1' }));
     const verdicts = attempts.map((a) => throttle.attempt(a));
-    assert.deepEqual(verdicts.filter((v) => v.waitMs > 0), []);
+    assert.deepEqual(
+      verdicts.filter((v) => v.waitMs > 0),
+      [],
+    );
     attempts.forEach((a, i) => throttle.settle(a, verdicts[i]!, i >= 99)); // 99 of them mistyped once
     assert.equal(throttle.attempt({ account: 'student-late', address: '192.0.2.1' }).waitMs, 0);
   });
@@ -274,7 +287,10 @@ describe('the new limits are validated at start', () => {
     ['REGISTER_ADDRESS_PER_HOUR', '0'],
   ] as const) {
     test(`${name}=${bad} is refused with a message naming it`, () => {
-      assert.throws(() => loadConfig({ [name]: bad }, []), (error: unknown) => error instanceof ConfigError && error.message.startsWith(name));
+      assert.throws(
+        () => loadConfig({ [name]: bad }, []),
+        (error: unknown) => error instanceof ConfigError && error.message.startsWith(name),
+      );
     });
   }
 });

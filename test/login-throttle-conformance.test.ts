@@ -108,7 +108,10 @@ for (const engine of engines) {
     test('per address: successes never count, not even 30 in flight at once (a workshop behind NAT)', async () => {
       const attempts = Array.from({ length: 30 }, (_, i) => ({ account: `nat5-${i}`, address: '192.0.2.5' }));
       const verdicts = await Promise.all(attempts.map((a) => guard.attempt(a)));
-      assert.deepEqual(verdicts.map((v) => v.waitMs), attempts.map(() => 0));
+      assert.deepEqual(
+        verdicts.map((v) => v.waitMs),
+        attempts.map(() => 0),
+      );
       await Promise.all(attempts.map((a, i) => guard.settle(a, verdicts[i]!, true)));
       // Five real failures, under the budget of 6: still open.
       for (let i = 0; i < 5; i++) await fail(guard, { account: `nat5-typo-${i}`, address: '192.0.2.5' });

@@ -248,7 +248,10 @@ describe('a registration flood does not starve logins', () => {
     );
     const loginReply = await request(server, 'POST', '/api/login', { body: { username: 'steady', password: 'correct horse battery staple' } });
     const replies = await Promise.all(flood);
-    assert.ok(replies.some((r) => r.status === 503 && r.json?.error === 'server_busy'), 'the flood was bounded');
+    assert.ok(
+      replies.some((r) => r.status === 503 && r.json?.error === 'server_busy'),
+      'the flood was bounded',
+    );
     assert.equal(loginReply.status, 200, JSON.stringify(loginReply.json));
   });
 });
@@ -270,7 +273,10 @@ describe('breached and padded passwords (server/security/common-passwords.ts)', 
   for (const [how, pad] of paddings) {
     test(`the list's top 3000, ${how}: every one refused`, (t) => {
       const padded = top3000.map(pad);
-      assert.ok(padded.every((p) => [...p].length >= 12), 'every variant meets the length policy');
+      assert.ok(
+        padded.every((p) => [...p].length >= 12),
+        'every variant meets the length policy',
+      );
       const missed = padded.filter((p) => !isCommonPassword(p));
       t.diagnostic(`${padded.length - missed.length}/${padded.length} refused`);
       assert.deepEqual(missed, []);
@@ -281,7 +287,10 @@ describe('breached and padded passwords (server/security/common-passwords.ts)', 
     const long = dictionary['passwords-common'].filter((p) => [...p].length >= 12);
     t.diagnostic(`${long.length} entries of 12+ characters`);
     assert.ok(long.length > 100);
-    assert.deepEqual(long.filter((p) => !isCommonPassword(p)), []);
+    assert.deepEqual(
+      long.filter((p) => !isCommonPassword(p)),
+      [],
+    );
   });
 
   test('sequences and short repeats are refused', () => {
@@ -305,12 +314,18 @@ describe('breached and padded passwords (server/security/common-passwords.ts)', 
       'PASSWORD2024!',
       'iloveyou.iloveyou',
     ];
-    assert.deepEqual(padded.filter((p) => !isCommonPassword(p)), []);
+    assert.deepEqual(
+      padded.filter((p) => !isCommonPassword(p)),
+      [],
+    );
   });
 
   test('a listed word followed by a long random tail is entropy, not padding: it passes', () => {
     const fine = ['Zebra!8#4@1%^&*(', 'dragon83920174638501928374', 'love#8%2^7&1*4(9)0_3'];
-    assert.deepEqual(fine.filter((p) => isCommonPassword(p)), []);
+    assert.deepEqual(
+      fine.filter((p) => isCommonPassword(p)),
+      [],
+    );
   });
 
   // Seeded, so the figures are the same on every run (mulberry32).
@@ -353,6 +368,9 @@ describe('breached and padded passwords (server/security/common-passwords.ts)', 
       'tea 🫖 at five, sunny days',
       'Tr0ub4dor&3xx',
     ];
-    assert.deepEqual(fine.filter((p) => isCommonPassword(p)), []);
+    assert.deepEqual(
+      fine.filter((p) => isCommonPassword(p)),
+      [],
+    );
   });
 });

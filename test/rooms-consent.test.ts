@@ -37,184 +37,197 @@ async function settled(client: Client, room: string): Promise<ServerFrame> {
   }
 }
 
-for (const backend of [{ name: 'SQLite', options: async () => ({}) }, ...RACE_BACKENDS]) describe(`rooms with consent — ${backend.name}`, () => {
-  let server: TestServer;
-  let owner: Client; // owns "club"
-  let guest: Client; // invited; accepts
-  let shy: Client; // invited; declines
-  let stranger: Client; // never invited
-  let cookies: Record<string, string>;
+for (const backend of [{ name: 'SQLite', options: async () => ({}) }, ...RACE_BACKENDS])
+  describe(`rooms with consent — ${backend.name}`, () => {
+    let server: TestServer;
+    let owner: Client; // owns "club"
+    let guest: Client; // invited; accepts
+    let shy: Client; // invited; declines
+    let stranger: Client; // never invited
+    let cookies: Record<string, string>;
 
-  before(async () => {
-    server = await startServer(await on(backend, FAST));
-    cookies = {};
-    for (const name of ['owner', 'guest', 'shy', 'stranger', 'later']) cookies[name] = await signUp(server, name);
-    owner = await joined(server, cookies['owner']!);
-    guest = await joined(server, cookies['guest']!);
-    shy = await joined(server, cookies['shy']!);
-    stranger = await joined(server, cookies['stranger']!);
-    owner.send({ type: 'create', room: 'club' });
-    assert.equal((await owner.next('room_added')).room.name, 'club');
-    owner.send({ type: 'join', room: 'club' });
-    await owner.next('history');
-  });
+    before(async () => {
+      server = await startServer(await on(backend, FAST));
+      cookies = {};
+      for (const name of ['owner', 'guest', 'shy', 'stranger', 'later']) cookies[name] = await signUp(server, name);
+      owner = await joined(server, cookies['owner']!);
+      guest = await joined(server, cookies['guest']!);
+      shy = await joined(server, cookies['shy']!);
+      stranger = await joined(server, cookies['stranger']!);
+      owner.send({ type: 'create', room: 'club' });
+      assert.equal((await owner.next('room_added')).room.name, 'club');
+      owner.send({ type: 'join', room: 'club' });
+      await owner.next('history');
+    });
 
-  after(async () => {
-    for (const c of [owner, guest, shy, stranger]) c?.ws.close();
-    await server?.close();
-  });
+    after(async () => {
+      for (const c of [owner, guest, shy, stranger]) c?.ws.close();
+      await server?.close();
+    });
 
-  test('an invitation is not a membership: the invitee sees who invited them to what, and receives nothing of the room until accepting', async () => {
-    const guestMark = guest.frames.length;
-    owner.send({ type: 'invite', room: 'club', user: 'guest' });
-    assert.deepEqual((await guest.next('invitation_added')).invitation, { room: 'club', from: 'owner' });
-    assert.equal((await nextEvent(owner, 'club', 'invited', 'guest')).by, 'owner', 'the owner sees the invitation line');
-    // Pending: join, history, send and members are refused; a message posted now does not reach them.
-    assert.equal((await refused(guest, { type: 'join', room: 'club' })).code, 'forbidden');
-    assert.equal((await refused(guest, { type: 'history', room: 'club', before: 99 })).code, 'forbidden');
-    assert.equal((await refused(guest, { type: 'send', room: 'club', text: 'x', clientId: 'g0' })).code, 'forbidden');
-    assert.equal((await refused(guest, { type: 'members', room: 'club' })).code, 'forbidden');
-    owner.send({ type: 'send', room: 'club', text: 'before the guest accepts', clientId: 'o1' });
-    await owner.next('ack');
-    await settled(guest, 'lobby');
-    await sleep(100);
-    assert.deepEqual(
-      guest.frames.slice(guestMark).filter((f) => f.type === 'message' || f.type === 'room_added' || f.type === 'presence' || f.type === 'room_event'),
-      [],
-      'nothing of the room reached the invitee',
-    );
-  });
+    test('an invitation is not a membership: the invitee sees who invited them to what, and receives nothing of the room until accepting', async () => {
+      const guestMark = guest.frames.length;
+      owner.send({ type: 'invite', room: 'club', user: 'guest' });
+      assert.deepEqual((await guest.next('invitation_added')).invitation, { room: 'club', from: 'owner' });
+      assert.equal((await nextEvent(owner, 'club', 'invited', 'guest')).by, 'owner', 'the owner sees the invitation line');
+      // Pending: join, history, send and members are refused; a message posted now does not reach them.
+      assert.equal((await refused(guest, { type: 'join', room: 'club' })).code, 'forbidden');
+      assert.equal((await refused(guest, { type: 'history', room: 'club', before: 99 })).code, 'forbidden');
+      assert.equal((await refused(guest, { type: 'send', room: 'club', text: 'x', clientId: 'g0' })).code, 'forbidden');
+      assert.equal((await refused(guest, { type: 'members', room: 'club' })).code, 'forbidden');
+      owner.send({ type: 'send', room: 'club', text: 'before the guest accepts', clientId: 'o1' });
+      await owner.next('ack');
+      await settled(guest, 'lobby');
+      await sleep(100);
+      assert.deepEqual(
+        guest.frames.slice(guestMark).filter((f) => f.type === 'message' || f.type === 'room_added' || f.type === 'presence' || f.type === 'room_event'),
+        [],
+        'nothing of the room reached the invitee',
+      );
+    });
 
-  test('accept: the invitation becomes a membership (one room_added, one invitation_removed — no whole list); the members see a join line', async () => {
-    const mark = guest.frames.length;
-    guest.send({ type: 'accept', room: 'club' });
-    assert.deepEqual((await guest.next('room_added')).room, { name: 'club', private: true, owner: 'owner' });
-    assert.deepEqual(await guest.next('invitation_removed'), { type: 'invitation_removed', room: 'club' });
-    assert.equal(guest.frames.slice(mark).filter((f) => f.type === 'rooms' || f.type === 'invitations').length, 0, 'no whole list resent');
-    await nextEvent(owner, 'club', 'joined', 'guest');
-    // Accepting twice: the invitation is gone.
-    assert.equal((await refused(guest, { type: 'accept', room: 'club' })).code, 'no_such_invitation');
-    guest.send({ type: 'join', room: 'club' });
-    const history = await guest.next('history');
-    assert.ok(history.messages.some((m) => m.html === 'before the guest accepts'), 'history is readable once a member');
-  });
+    test('accept: the invitation becomes a membership (one room_added, one invitation_removed — no whole list); the members see a join line', async () => {
+      const mark = guest.frames.length;
+      guest.send({ type: 'accept', room: 'club' });
+      assert.deepEqual((await guest.next('room_added')).room, { name: 'club', private: true, owner: 'owner' });
+      assert.deepEqual(await guest.next('invitation_removed'), { type: 'invitation_removed', room: 'club' });
+      assert.equal(guest.frames.slice(mark).filter((f) => f.type === 'rooms' || f.type === 'invitations').length, 0, 'no whole list resent');
+      await nextEvent(owner, 'club', 'joined', 'guest');
+      // Accepting twice: the invitation is gone.
+      assert.equal((await refused(guest, { type: 'accept', room: 'club' })).code, 'no_such_invitation');
+      guest.send({ type: 'join', room: 'club' });
+      const history = await guest.next('history');
+      assert.ok(
+        history.messages.some((m) => m.html === 'before the guest accepts'),
+        'history is readable once a member',
+      );
+    });
 
-  test('presence: the joiner gets who is online; the others see them come online; a stranger learns nothing of it', async () => {
-    const presence = guest.frames.find((f) => f.type === 'presence' && f.room === 'club');
-    assert.ok(presence?.type === 'presence');
-    assert.deepEqual(presence.online, ['guest', 'owner']);
-    const change = await owner.next('presence_change');
-    assert.deepEqual(change, { type: 'presence_change', room: 'club', user: 'guest', online: true });
-    // A second socket of the guest that joins, then closes: still online (the first is joined); no change sent.
-    const second = await joined(server, cookies['guest']!, 'club');
-    second.ws.close();
-    await second.closed;
-    // The stranger asks for members and presence: forbidden, and no frame about the room ever reached them.
-    assert.equal((await refused(stranger, { type: 'members', room: 'club' })).code, 'forbidden');
-    assert.equal((await refused(stranger, { type: 'join', room: 'club' })).code, 'forbidden');
-    assert.deepEqual(
-      ofRoom(stranger, 'club').filter((f) => f.type !== 'error'),
-      [],
-      'no presence, member list, line or message of a private room reached a non-member',
-    );
-  });
+    test('presence: the joiner gets who is online; the others see them come online; a stranger learns nothing of it', async () => {
+      const presence = guest.frames.find((f) => f.type === 'presence' && f.room === 'club');
+      assert.ok(presence?.type === 'presence');
+      assert.deepEqual(presence.online, ['guest', 'owner']);
+      const change = await owner.next('presence_change');
+      assert.deepEqual(change, { type: 'presence_change', room: 'club', user: 'guest', online: true });
+      // A second socket of the guest that joins, then closes: still online (the first is joined); no change sent.
+      const second = await joined(server, cookies['guest']!, 'club');
+      second.ws.close();
+      await second.closed;
+      // The stranger asks for members and presence: forbidden, and no frame about the room ever reached them.
+      assert.equal((await refused(stranger, { type: 'members', room: 'club' })).code, 'forbidden');
+      assert.equal((await refused(stranger, { type: 'join', room: 'club' })).code, 'forbidden');
+      assert.deepEqual(
+        ofRoom(stranger, 'club').filter((f) => f.type !== 'error'),
+        [],
+        'no presence, member list, line or message of a private room reached a non-member',
+      );
+    });
 
-  test('members: a member sees who is in the room; the owner also sees pending invitations', async () => {
-    owner.send({ type: 'invite', room: 'club', user: 'shy' });
-    await shy.next('invitation_added');
-    guest.send({ type: 'members', room: 'club' });
-    assert.deepEqual(await guest.next('members'), { type: 'members', room: 'club', owner: 'owner', members: ['guest', 'owner'] });
-    owner.send({ type: 'members', room: 'club' });
-    assert.deepEqual(await owner.next('members'), { type: 'members', room: 'club', owner: 'owner', members: ['guest', 'owner'], invited: ['shy'] });
-  });
+    test('members: a member sees who is in the room; the owner also sees pending invitations', async () => {
+      owner.send({ type: 'invite', room: 'club', user: 'shy' });
+      await shy.next('invitation_added');
+      guest.send({ type: 'members', room: 'club' });
+      assert.deepEqual(await guest.next('members'), { type: 'members', room: 'club', owner: 'owner', members: ['guest', 'owner'] });
+      owner.send({ type: 'members', room: 'club' });
+      assert.deepEqual(await owner.next('members'), { type: 'members', room: 'club', owner: 'owner', members: ['guest', 'owner'], invited: ['shy'] });
+    });
 
-  test('decline: the invitation goes, no membership; declining again is refused', async () => {
-    shy.send({ type: 'decline', room: 'club' });
-    assert.deepEqual(await shy.next('invitation_removed'), { type: 'invitation_removed', room: 'club' });
-    await nextEvent(owner, 'club', 'declined', 'shy');
-    assert.equal((await refused(shy, { type: 'decline', room: 'club' })).code, 'no_such_invitation');
-    assert.equal((await refused(shy, { type: 'accept', room: 'club' })).code, 'no_such_invitation');
-    assert.equal((await refused(shy, { type: 'join', room: 'club' })).code, 'forbidden');
-    assert.equal(shy.frames.filter((f) => f.type === 'room_added').length, 0);
-  });
+    test('decline: the invitation goes, no membership; declining again is refused', async () => {
+      shy.send({ type: 'decline', room: 'club' });
+      assert.deepEqual(await shy.next('invitation_removed'), { type: 'invitation_removed', room: 'club' });
+      await nextEvent(owner, 'club', 'declined', 'shy');
+      assert.equal((await refused(shy, { type: 'decline', room: 'club' })).code, 'no_such_invitation');
+      assert.equal((await refused(shy, { type: 'accept', room: 'club' })).code, 'no_such_invitation');
+      assert.equal((await refused(shy, { type: 'join', room: 'club' })).code, 'forbidden');
+      assert.equal(shy.frames.filter((f) => f.type === 'room_added').length, 0);
+    });
 
-  test('remove a pending invitation (cancel): the invitee loses it and cannot accept it', async () => {
-    owner.send({ type: 'invite', room: 'club', user: 'shy' });
-    await shy.next('invitation_added');
-    owner.send({ type: 'remove', room: 'club', user: 'shy' });
-    assert.deepEqual(await shy.next('invitation_removed'), { type: 'invitation_removed', room: 'club' });
-    await nextEvent(owner, 'club', 'uninvited', 'shy');
-    assert.equal((await refused(shy, { type: 'accept', room: 'club' })).code, 'no_such_invitation');
-    assert.equal((await refused(owner, { type: 'remove', room: 'club', user: 'shy' })).code, 'no_such_user', 'neither member nor invited');
-  });
+    test('remove a pending invitation (cancel): the invitee loses it and cannot accept it', async () => {
+      owner.send({ type: 'invite', room: 'club', user: 'shy' });
+      await shy.next('invitation_added');
+      owner.send({ type: 'remove', room: 'club', user: 'shy' });
+      assert.deepEqual(await shy.next('invitation_removed'), { type: 'invitation_removed', room: 'club' });
+      await nextEvent(owner, 'club', 'uninvited', 'shy');
+      assert.equal((await refused(shy, { type: 'accept', room: 'club' })).code, 'no_such_invitation');
+      assert.equal((await refused(owner, { type: 'remove', room: 'club', user: 'shy' })).code, 'no_such_user', 'neither member nor invited');
+    });
 
-  test('authorization on every new frame: only the owner invites and removes; nobody leaves the lobby; the owner cannot leave', async () => {
-    assert.equal((await refused(guest, { type: 'invite', room: 'club', user: 'stranger' })).code, 'forbidden');
-    assert.equal((await refused(guest, { type: 'remove', room: 'club', user: 'owner' })).code, 'forbidden');
-    assert.equal((await refused(stranger, { type: 'invite', room: 'club', user: 'stranger' })).code, 'forbidden');
-    assert.equal((await refused(stranger, { type: 'accept', room: 'club' })).code, 'no_such_invitation', 'no invitation, no way in');
-    assert.equal((await refused(stranger, { type: 'leave', room: 'club' })).code, 'forbidden');
-    assert.equal((await refused(stranger, { type: 'leave', room: 'lobby' })).code, 'forbidden');
-    assert.equal((await refused(stranger, { type: 'leave', room: 'nowhere' })).code, 'no_such_room');
-    assert.equal((await refused(owner, { type: 'leave', room: 'club' })).code, 'owner_cannot_leave');
-    assert.equal((await refused(owner, { type: 'remove', room: 'club', user: 'owner' })).code, 'owner_cannot_leave');
-    assert.equal((await refused(owner, { type: 'invite', room: 'club', user: 'guest' })).code, 'already_member');
-    assert.equal((await refused(owner, { type: 'invite', room: 'club', user: 'nobody-here' })).code, 'no_such_user');
-    assert.equal((await refused(stranger, { type: 'members', room: 'nowhere' })).code, 'no_such_room');
-    assert.equal((await refused(stranger, { type: 'accept', room: 'x' })).code, 'bad_frame', 'names are validated by the schema');
-    assert.equal((await refused(stranger, { type: 'leave', room: 'club', extra: 1 })).code, 'bad_frame');
-    // The lobby's member list is not a list of every account: no members, no invitations.
-    stranger.send({ type: 'members', room: 'lobby' });
-    assert.deepEqual(await stranger.next('members'), { type: 'members', room: 'lobby', owner: null, members: [] });
-  });
+    test('authorization on every new frame: only the owner invites and removes; nobody leaves the lobby; the owner cannot leave', async () => {
+      assert.equal((await refused(guest, { type: 'invite', room: 'club', user: 'stranger' })).code, 'forbidden');
+      assert.equal((await refused(guest, { type: 'remove', room: 'club', user: 'owner' })).code, 'forbidden');
+      assert.equal((await refused(stranger, { type: 'invite', room: 'club', user: 'stranger' })).code, 'forbidden');
+      assert.equal((await refused(stranger, { type: 'accept', room: 'club' })).code, 'no_such_invitation', 'no invitation, no way in');
+      assert.equal((await refused(stranger, { type: 'leave', room: 'club' })).code, 'forbidden');
+      assert.equal((await refused(stranger, { type: 'leave', room: 'lobby' })).code, 'forbidden');
+      assert.equal((await refused(stranger, { type: 'leave', room: 'nowhere' })).code, 'no_such_room');
+      assert.equal((await refused(owner, { type: 'leave', room: 'club' })).code, 'owner_cannot_leave');
+      assert.equal((await refused(owner, { type: 'remove', room: 'club', user: 'owner' })).code, 'owner_cannot_leave');
+      assert.equal((await refused(owner, { type: 'invite', room: 'club', user: 'guest' })).code, 'already_member');
+      assert.equal((await refused(owner, { type: 'invite', room: 'club', user: 'nobody-here' })).code, 'no_such_user');
+      assert.equal((await refused(stranger, { type: 'members', room: 'nowhere' })).code, 'no_such_room');
+      assert.equal((await refused(stranger, { type: 'accept', room: 'x' })).code, 'bad_frame', 'names are validated by the schema');
+      assert.equal((await refused(stranger, { type: 'leave', room: 'club', extra: 1 })).code, 'bad_frame');
+      // The lobby's member list is not a list of every account: no members, no invitations.
+      stranger.send({ type: 'members', room: 'lobby' });
+      assert.deepEqual(await stranger.next('members'), { type: 'members', room: 'lobby', owner: null, members: [] });
+    });
 
-  test('leave: the member loses the room (room_removed), stops receiving it at once, and the others see the line and the presence change', async () => {
-    const guestMark = guest.frames.length;
-    const ownerMark = owner.frames.length;
-    guest.send({ type: 'leave', room: 'club' });
-    assert.deepEqual(await guest.next('room_removed'), { type: 'room_removed', room: 'club' });
-    await nextEvent(owner, 'club', 'left', 'guest');
-    // (The guest's subscription ends before the leave commits, so the change precedes the line.)
-    assert.deepEqual(
-      owner.frames.slice(ownerMark).filter((f) => f.type === 'presence_change'),
-      [{ type: 'presence_change', room: 'club', user: 'guest', online: false }],
-    );
-    owner.send({ type: 'send', room: 'club', text: 'after the guest left', clientId: 'o2' });
-    await owner.next('ack');
-    await settled(guest, 'lobby');
-    await sleep(100);
-    assert.deepEqual(guest.frames.slice(guestMark).filter((f) => f.type === 'message' && f.room === 'club'), []);
-    assert.equal((await refused(guest, { type: 'send', room: 'club', text: 'back?', clientId: 'g9' })).code, 'forbidden');
-    assert.equal((await refused(guest, { type: 'leave', room: 'club' })).code, 'forbidden');
-  });
+    test('leave: the member loses the room (room_removed), stops receiving it at once, and the others see the line and the presence change', async () => {
+      const guestMark = guest.frames.length;
+      const ownerMark = owner.frames.length;
+      guest.send({ type: 'leave', room: 'club' });
+      assert.deepEqual(await guest.next('room_removed'), { type: 'room_removed', room: 'club' });
+      await nextEvent(owner, 'club', 'left', 'guest');
+      // (The guest's subscription ends before the leave commits, so the change precedes the line.)
+      assert.deepEqual(
+        owner.frames.slice(ownerMark).filter((f) => f.type === 'presence_change'),
+        [{ type: 'presence_change', room: 'club', user: 'guest', online: false }],
+      );
+      owner.send({ type: 'send', room: 'club', text: 'after the guest left', clientId: 'o2' });
+      await owner.next('ack');
+      await settled(guest, 'lobby');
+      await sleep(100);
+      assert.deepEqual(
+        guest.frames.slice(guestMark).filter((f) => f.type === 'message' && f.room === 'club'),
+        [],
+      );
+      assert.equal((await refused(guest, { type: 'send', room: 'club', text: 'back?', clientId: 'g9' })).code, 'forbidden');
+      assert.equal((await refused(guest, { type: 'leave', room: 'club' })).code, 'forbidden');
+    });
 
-  test('remove a member: their sockets lose the room at once; the members see the line', async () => {
-    await inviteAndAccept(owner, guest, 'club', 'guest');
-    guest.send({ type: 'join', room: 'club' });
-    await guest.next('history');
-    const mark = guest.frames.length;
-    owner.send({ type: 'remove', room: 'club', user: 'guest' });
-    assert.deepEqual(await guest.next('room_removed'), { type: 'room_removed', room: 'club' });
-    const line = await nextEvent(owner, 'club', 'removed', 'guest');
-    assert.equal(line.by, 'owner');
-    owner.send({ type: 'send', room: 'club', text: 'after the removal', clientId: 'o3' });
-    await owner.next('ack');
-    await settled(guest, 'lobby');
-    await sleep(100);
-    assert.deepEqual(guest.frames.slice(mark).filter((f) => f.type === 'message' && f.room === 'club'), []);
-    assert.equal((await refused(guest, { type: 'members', room: 'club' })).code, 'forbidden');
-  });
+    test('remove a member: their sockets lose the room at once; the members see the line', async () => {
+      await inviteAndAccept(owner, guest, 'club', 'guest');
+      guest.send({ type: 'join', room: 'club' });
+      await guest.next('history');
+      const mark = guest.frames.length;
+      owner.send({ type: 'remove', room: 'club', user: 'guest' });
+      assert.deepEqual(await guest.next('room_removed'), { type: 'room_removed', room: 'club' });
+      const line = await nextEvent(owner, 'club', 'removed', 'guest');
+      assert.equal(line.by, 'owner');
+      owner.send({ type: 'send', room: 'club', text: 'after the removal', clientId: 'o3' });
+      await owner.next('ack');
+      await settled(guest, 'lobby');
+      await sleep(100);
+      assert.deepEqual(
+        guest.frames.slice(mark).filter((f) => f.type === 'message' && f.room === 'club'),
+        [],
+      );
+      assert.equal((await refused(guest, { type: 'members', room: 'club' })).code, 'forbidden');
+    });
 
-  test('a fresh socket gets the whole list once: rooms, then invitations', async () => {
-    owner.send({ type: 'invite', room: 'club', user: 'later' });
-    await nextEvent(owner, 'club', 'invited', 'later');
-    const fresh = await open(server, cookies['later']!);
-    await fresh.next('invitations');
-    assert.deepEqual(fresh.frames.slice(0, 2).map((f) => f.type), ['rooms', 'invitations']);
-    assert.deepEqual(fresh.frames[1], { type: 'invitations', invitations: [{ room: 'club', from: 'owner' }] });
-    fresh.ws.close();
+    test('a fresh socket gets the whole list once: rooms, then invitations', async () => {
+      owner.send({ type: 'invite', room: 'club', user: 'later' });
+      await nextEvent(owner, 'club', 'invited', 'later');
+      const fresh = await open(server, cookies['later']!);
+      await fresh.next('invitations');
+      assert.deepEqual(
+        fresh.frames.slice(0, 2).map((f) => f.type),
+        ['rooms', 'invitations'],
+      );
+      assert.deepEqual(fresh.frames[1], { type: 'invitations', invitations: [{ room: 'club', from: 'owner' }] });
+      fresh.ws.close();
+    });
   });
-});
 
 describe('caps: each configurable limit refuses with its own code', () => {
   let server: TestServer;
@@ -271,7 +284,11 @@ describe('caps: each configurable limit refuses with its own code', () => {
     }
     for (const f of spammer.frames) if (f.type === 'error') codes.push(f.code);
     assert.ok(codes.includes('invite_rate_limited'), `codes: ${JSON.stringify(codes)}`);
-    assert.equal(codes.filter((c) => c === 'invite_rate_limited').length, 2, `the attempts past five (the refused one above counted) are refused: ${JSON.stringify(codes)}`);
+    assert.equal(
+      codes.filter((c) => c === 'invite_rate_limited').length,
+      2,
+      `the attempts past five (the refused one above counted) are refused: ${JSON.stringify(codes)}`,
+    );
     for (const c of [target, ...hosts]) c.ws.close();
   });
 });
@@ -279,45 +296,46 @@ describe('caps: each configurable limit refuses with its own code', () => {
 // The review finding: six accounts put one person in 300 rooms in 12 s, pushing ~3 MB at them
 // (the whole room list was resent on each invitation). Now an invitation costs the invitee one
 // small frame, and the per-invitee cap bounds how many can be pending.
-for (const pending of ['20', '1000']) describe(`a stranger's 50 invitations from 10 accounts (PENDING_INVITATIONS_PER_USER=${pending})`, () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startServer({ env: { ...FAST, PENDING_INVITATIONS_PER_USER: pending, ROOMS_PER_OWNER: '10' } });
-  });
-  after(() => server?.close());
-
-  test('cost the victim under 64 KiB of frames', async () => {
-    const victimCookie = await signUp(server, 'victim');
-    const attempt = await connect(server, { cookie: victimCookie });
-    assert.ok('client' in attempt);
-    const victim = attempt.client;
-    await victim.next('rooms');
-    await sleep(100);
-    let bytes = 0;
-    let frames = 0;
-    victim.ws.on('message', (data: Buffer) => {
-      bytes += data.length;
-      frames += 1;
+for (const pending of ['20', '1000'])
+  describe(`a stranger's 50 invitations from 10 accounts (PENDING_INVITATIONS_PER_USER=${pending})`, () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startServer({ env: { ...FAST, PENDING_INVITATIONS_PER_USER: pending, ROOMS_PER_OWNER: '10' } });
     });
-    const attackers: Client[] = [];
-    for (let a = 0; a < 10; a++) {
-      // Long names: the worst case per frame.
-      const name = `spammer-${a}-${'x'.repeat(20)}`.slice(0, 32);
-      const client = await open(server, await signUp(server, name));
-      for (let r = 0; r < 5; r++) {
-        client.send({ type: 'create', room: `free-gift-card-${a}-${r}-${'y'.repeat(32)}`.slice(0, 32) });
+    after(() => server?.close());
+
+    test('cost the victim under 64 KiB of frames', async () => {
+      const victimCookie = await signUp(server, 'victim');
+      const attempt = await connect(server, { cookie: victimCookie });
+      assert.ok('client' in attempt);
+      const victim = attempt.client;
+      await victim.next('rooms');
+      await sleep(100);
+      let bytes = 0;
+      let frames = 0;
+      victim.ws.on('message', (data: Buffer) => {
+        bytes += data.length;
+        frames += 1;
+      });
+      const attackers: Client[] = [];
+      for (let a = 0; a < 10; a++) {
+        // Long names: the worst case per frame.
+        const name = `spammer-${a}-${'x'.repeat(20)}`.slice(0, 32);
+        const client = await open(server, await signUp(server, name));
+        for (let r = 0; r < 5; r++) {
+          client.send({ type: 'create', room: `free-gift-card-${a}-${r}-${'y'.repeat(32)}`.slice(0, 32) });
+        }
+        attackers.push(client);
       }
-      attackers.push(client);
-    }
-    await Promise.all(attackers.map((client) => settled(client, 'lobby')));
-    for (const [a, client] of attackers.entries()) {
-      for (let r = 0; r < 5; r++) client.send({ type: 'invite', room: `free-gift-card-${a}-${r}-${'y'.repeat(32)}`.slice(0, 32), user: 'victim' });
-    }
-    await Promise.all(attackers.map((client) => settled(client, 'lobby')));
-    await sleep(300);
-    console.log(`# 50 invitations (pending cap ${pending}): the victim received ${frames} frames, ${bytes} bytes`);
-    assert.ok(frames > 0, 'the invitations did reach the victim');
-    assert.ok(bytes < 64 * 1024, `${bytes} bytes`);
-    for (const c of [victim, ...attackers]) c.ws.close();
+      await Promise.all(attackers.map((client) => settled(client, 'lobby')));
+      for (const [a, client] of attackers.entries()) {
+        for (let r = 0; r < 5; r++) client.send({ type: 'invite', room: `free-gift-card-${a}-${r}-${'y'.repeat(32)}`.slice(0, 32), user: 'victim' });
+      }
+      await Promise.all(attackers.map((client) => settled(client, 'lobby')));
+      await sleep(300);
+      console.log(`# 50 invitations (pending cap ${pending}): the victim received ${frames} frames, ${bytes} bytes`);
+      assert.ok(frames > 0, 'the invitations did reach the victim');
+      assert.ok(bytes < 64 * 1024, `${bytes} bytes`);
+      for (const c of [victim, ...attackers]) c.ws.close();
+    });
   });
-});

@@ -38,7 +38,10 @@ function project(installed?: { version: string; binary: string }, engines = `^${
 }
 
 function check(dir: string, env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [path.join(dir, 'scripts', 'check-runtime.mjs')], { encoding: 'utf8', env: { ...process.env, npm_config_omit: '', ...env } });
+  const result = spawnSync(process.execPath, [path.join(dir, 'scripts', 'check-runtime.mjs')], {
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_omit: '', ...env },
+  });
   return { status: result.status, out: result.stdout + result.stderr };
 }
 

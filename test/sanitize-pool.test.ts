@@ -64,19 +64,43 @@ describe('the small pieces', () => {
   });
 
   test('hasVisibleText: white space, zero-width, fillers and controls are not visible', () => {
-    for (const blank of ['', ' \n\t', '\u200b\u200c\u200d\u2060\ufeff', '\u3164', '\u115f\u1160', '\uffa0', '\u00a0\u3000', '\u202e\u2066', '\u2800', '\u0000\u0007', '\u00ad']) {
+    for (const blank of [
+      '',
+      ' \n\t',
+      '\u200b\u200c\u200d\u2060\ufeff',
+      '\u3164',
+      '\u115f\u1160',
+      '\uffa0',
+      '\u00a0\u3000',
+      '\u202e\u2066',
+      '\u2800',
+      '\u0000\u0007',
+      '\u00ad',
+    ]) {
       assert.equal(hasVisibleText(blank), false, JSON.stringify(blank));
     }
     for (const text of ['a', '\u200bx', '😀', '\ufffd', '.', '\u3164한']) assert.equal(hasVisibleText(text), true, JSON.stringify(text));
   });
 
   test('the sanitizer limits come from env, validated at start', () => {
-    const config = loadConfig({ SANITIZE_WORKERS: '3', SANITIZE_BUDGET_SECONDS: '0.05', SANITIZE_MAX_TAGS: '40', SANITIZE_MAX_DEPTH: '8', SANITIZE_MAX_QUEUE: '9' }, []);
+    const config = loadConfig(
+      { SANITIZE_WORKERS: '3', SANITIZE_BUDGET_SECONDS: '0.05', SANITIZE_MAX_TAGS: '40', SANITIZE_MAX_DEPTH: '8', SANITIZE_MAX_QUEUE: '9' },
+      [],
+    );
     assert.deepEqual(config.sanitize, { workers: 3, budgetMs: 50, maxTags: 40, maxDepth: 8, maxQueue: 9, workerHeapMb: 256 });
     const defaults = loadConfig({}, []).sanitize;
     assert.ok(defaults.workers >= 1 && defaults.budgetMs === 200 && defaults.maxTags === 100 && defaults.maxDepth === 16);
-    for (const [name, value] of [['SANITIZE_WORKERS', '0'], ['SANITIZE_BUDGET_SECONDS', '0'], ['SANITIZE_MAX_TAGS', 'many'], ['SANITIZE_MAX_DEPTH', '-1'], ['SANITIZE_MAX_QUEUE', '1.5']]) {
-      assert.throws(() => loadConfig({ [name!]: value! }, []), (error: unknown) => error instanceof ConfigError && error.message.includes(name!));
+    for (const [name, value] of [
+      ['SANITIZE_WORKERS', '0'],
+      ['SANITIZE_BUDGET_SECONDS', '0'],
+      ['SANITIZE_MAX_TAGS', 'many'],
+      ['SANITIZE_MAX_DEPTH', '-1'],
+      ['SANITIZE_MAX_QUEUE', '1.5'],
+    ]) {
+      assert.throws(
+        () => loadConfig({ [name!]: value! }, []),
+        (error: unknown) => error instanceof ConfigError && error.message.includes(name!),
+      );
     }
   });
 
@@ -122,7 +146,10 @@ describe('the sanitizer pool', () => {
     try {
       await pool.sanitize('<b>ready</b>'); // the worker has started
       const verdicts = await Promise.all(Array.from({ length: 8 }, (_, i) => pool.sanitize(`<b>${i}</b>${'<u>x'.repeat(60)}`)));
-      assert.ok(verdicts.some((v) => !v.ok && v.reason === 'busy'), JSON.stringify(verdicts.map((v) => v.ok || v.reason)));
+      assert.ok(
+        verdicts.some((v) => !v.ok && v.reason === 'busy'),
+        JSON.stringify(verdicts.map((v) => v.ok || v.reason)),
+      );
       assert.ok(verdicts.filter((v) => v.ok).length >= 3, 'one running and two queued are served');
     } finally {
       await pool.close();

@@ -25,7 +25,7 @@ test('the detector is not vacuous: every raw payload has a violation', async (t)
   }
 });
 
-test('the worker\'s visibility check agrees with the text of the parsed output, for every payload and benign case', () => {
+test("the worker's visibility check agrees with the text of the parsed output, for every payload and benign case", () => {
   const inputs = [...XSS_PAYLOADS, ...BENIGN_CASES].map((p) => p.input);
   inputs.push('<b>&nbsp;</b>', '<i>&amp;</i>', '<a href="https://x/>y">\u200b</a>', '&#8203;', '\u3164<b></b>', '<code>&lt;</code>');
   let empty = 0;
@@ -73,7 +73,10 @@ test('plain-text fast path returns text without < or & unchanged, and it parses 
   for (const text of texts) {
     assert.equal(sanitizeMessage(text), text);
     const fragment = JSDOM.fragment(text);
-    assert.ok(Array.from(fragment.childNodes).every((n) => n.nodeType === n.TEXT_NODE), 'only text nodes');
+    assert.ok(
+      Array.from(fragment.childNodes).every((n) => n.nodeType === n.TEXT_NODE),
+      'only text nodes',
+    );
     assert.equal(fragment.textContent, text, 'renders as exactly the text sent');
   }
 });

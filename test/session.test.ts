@@ -11,7 +11,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import cookieSignature from 'cookie-signature';
-import { PASSWORD, connect, joined, login, register, request, sessionCookie, signUp, sleep, startServer, type Reply, type TestServer } from './helpers/server.ts';
+import {
+  PASSWORD,
+  connect,
+  joined,
+  login,
+  register,
+  request,
+  sessionCookie,
+  signUp,
+  sleep,
+  startServer,
+  type Reply,
+  type TestServer,
+} from './helpers/server.ts';
 
 const COOKIE_NAME = SESSION_COOKIE;
 
@@ -145,7 +158,9 @@ describe('logout', () => {
     const reply = await request(server, 'POST', '/api/logout', { cookie, body: {} });
     assert.equal(reply.status, 204);
     assert.doesNotMatch(String(reply.headers['clear-site-data'] ?? ''), /"cookies"/, 'cookies are cleared by name, not for the whole site');
-    const clearing = setCookies(reply).map(parseSetCookie).find((c) => c.name === COOKIE_NAME);
+    const clearing = setCookies(reply)
+      .map(parseSetCookie)
+      .find((c) => c.name === COOKIE_NAME);
     assert.ok(clearing, `a Set-Cookie for ${COOKIE_NAME}: ${JSON.stringify(setCookies(reply))}`);
     assert.equal(clearing.value, '');
     const expires = clearing.attributes.get('expires');
@@ -353,7 +368,7 @@ describe('an ended session cannot be revived by requests in flight', () => {
     const reply = await request(server, 'POST', '/api/login', { cookie: first, body: { username: 'relogin', password: PASSWORD } });
     assert.equal(reply.status, 200);
     const closed = await Promise.race([attempt.client.closed, sleep(2000).then(() => undefined)]);
-    assert.equal(closed?.code, 1008, 'the old session\'s socket is closed with 1008');
+    assert.equal(closed?.code, 1008, "the old session's socket is closed with 1008");
     assert.equal((await request(server, 'GET', '/api/me', { cookie: first })).status, 401);
   });
 });

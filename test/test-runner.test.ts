@@ -29,11 +29,16 @@ test('without chromium, redis and PostgreSQL (CI unset): green, the suites that 
   const { status, out } = runner(['--dry-run'], { PARLEY_TEST_WITHOUT: 'chromium,redis,postgres' });
   assert.equal(status, 0, out);
   // Every browser suite, and only those (each declares `// requires: chromium`).
-  const browserSuites = fs.readdirSync(path.join(ROOT, 'test/e2e')).filter((f) => f.endsWith('.test.ts')).map((f) => `test/e2e/${f}`).sort();
+  const browserSuites = fs
+    .readdirSync(path.join(ROOT, 'test/e2e'))
+    .filter((f) => f.endsWith('.test.ts'))
+    .map((f) => `test/e2e/${f}`)
+    .sort();
   assert.deepEqual(skippedFor(out, 'chromium').sort(), browserSuites);
   assert.ok(skippedFor(out, 'redis').includes('test/scale/two-instances.test.ts'), out);
   assert.ok(skippedFor(out, 'postgres').includes('test/rooms.test.ts'), out);
-  for (const hint of ['apt-get install chromium', 'brew install redis', 'dnf install postgresql-server']) assert.ok(out.includes(hint), `hint "${hint}" missing:\n${out}`);
+  for (const hint of ['apt-get install chromium', 'brew install redis', 'dnf install postgresql-server'])
+    assert.ok(out.includes(hint), `hint "${hint}" missing:\n${out}`);
   const wouldRun = /would run: (.*)/.exec(out)![1]!.split(', ');
   assert.ok(wouldRun.includes('test/csrf.test.ts'), out);
   assert.ok(!wouldRun.includes('test/e2e/chat.test.ts') && !wouldRun.includes('test/rooms.test.ts'), out);

@@ -75,7 +75,9 @@ describe('TLS protocol versions and cipher suites', () => {
   // Control: the same client settings DO connect to a permissive server with the same
   // certificate, so the refusals above come from Parley's profile, not from this OpenSSL build.
   test('control: the CBC-only and TLS 1.1 clients do connect to a permissive server', async () => {
-    const permissive = tls.createServer({ cert: server.ca, key: server.parley.certificate.key, minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' }, (s) => s.end());
+    const permissive = tls.createServer({ cert: server.ca, key: server.parley.certificate.key, minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' }, (s) =>
+      s.end(),
+    );
     await new Promise<void>((resolve) => permissive.listen(0, '127.0.0.1', resolve));
     try {
       const port = (permissive.address() as net.AddressInfo).port;
@@ -94,7 +96,10 @@ describe('TLS protocol versions and cipher suites', () => {
     const tls12 = await handshake(server.port, server.ca, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384' });
     assert.ok(tls12.ok, JSON.stringify(tls12));
     assert.equal(tls12.cipher, 'ECDHE-ECDSA-AES256-GCM-SHA384');
-    const tls13 = await handshake(server.port, server.ca, { minVersion: 'TLSv1.3', ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384' } as tls.ConnectionOptions);
+    const tls13 = await handshake(server.port, server.ca, {
+      minVersion: 'TLSv1.3',
+      ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384',
+    } as tls.ConnectionOptions);
     assert.ok(tls13.ok, JSON.stringify(tls13));
     assert.equal(tls13.cipher, 'TLS_AES_256_GCM_SHA384');
   });
@@ -164,7 +169,10 @@ describe('the generated localhost certificate', () => {
 
   test('its SANs are exactly localhost, 127.0.0.1 and ::1', () => {
     const san = new crypto.X509Certificate(server.ca).subjectAltName ?? '';
-    const names = san.split(',').map((s) => s.trim()).sort();
+    const names = san
+      .split(',')
+      .map((s) => s.trim())
+      .sort();
     assert.deepEqual(names, ['DNS:localhost', 'IP Address:0:0:0:0:0:0:0:1', 'IP Address:127.0.0.1'].sort());
   });
 

@@ -9,19 +9,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import tls from 'node:tls';
 import cookieSignature from 'cookie-signature';
-import {
-  connect,
-  login,
-  open,
-  refusedStatus,
-  request,
-  signUp,
-  sleep,
-  startServer,
-  type Attempt,
-  type Client,
-  type TestServer,
-} from './helpers/server.ts';
+import { connect, login, open, refusedStatus, request, signUp, sleep, startServer, type Attempt, type Client, type TestServer } from './helpers/server.ts';
 
 type RawReply = {
   /** HTTP status of the reply (0 when the server sent nothing parseable). */

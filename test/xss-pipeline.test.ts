@@ -131,7 +131,10 @@ describe('stored XSS through WSS → encode → sanitize → store → broadcast
   test('tricky texts arrive with exactly the visible text typed', async (t) => {
     for (const [i, text] of TRICKY_TEXTS.entries()) {
       await t.test(text.name, () => {
-        const html = received(d!, d!.sent.find((s) => s.clientId === `t${i}`)!);
+        const html = received(
+          d!,
+          d!.sent.find((s) => s.clientId === `t${i}`)!,
+        );
         assert.equal(textOf(html), text.shows ?? text.input, `received ${JSON.stringify(html)}`);
       });
     }
@@ -139,7 +142,15 @@ describe('stored XSS through WSS → encode → sanitize → store → broadcast
 
   test('the Markdown subset arrives formatted; HTML-looking input arrives as text', async (t) => {
     for (const [i, c] of MARKDOWN_CASES.entries()) {
-      await t.test(c.name, () => assert.equal(received(d!, d!.sent.find((s) => s.clientId === `f${i}`)!), c.html));
+      await t.test(c.name, () =>
+        assert.equal(
+          received(
+            d!,
+            d!.sent.find((s) => s.clientId === `f${i}`)!,
+          ),
+          c.html,
+        ),
+      );
     }
     const bold = d!.sent.find((s) => s.input === '<b>bold</b>')!;
     assert.equal(received(d!, bold), '&lt;b&gt;bold&lt;/b&gt;');
@@ -215,7 +226,10 @@ describe('encoding switched off: the sanitizer holds on its own', () => {
   test('HTML formatting survives as before: <b>bold</b> arrives as <b>bold</b>, links get rel/target', async (t) => {
     for (const [i, b] of BENIGN_CASES.entries()) {
       await t.test(b.name, () => {
-        const html = received(d!, d!.sent.find((s) => s.clientId === `g${i}`)!);
+        const html = received(
+          d!,
+          d!.sent.find((s) => s.clientId === `g${i}`)!,
+        );
         assert.equal(html, b.expected);
         assert.deepEqual(violations(html), []);
       });

@@ -89,7 +89,10 @@ export function createChatScreen(options: ChatScreenOptions): ChatScreen {
   function createView(): ChatView {
     const renderRooms = () => {
       const { state } = chat;
-      title.update(state.active, state.rooms.reduce((sum, room) => sum + (room.name === state.active ? 0 : state.view(room.name).unread), 0));
+      title.update(
+        state.active,
+        state.rooms.reduce((sum, room) => sum + (room.name === state.active ? 0 : state.view(room.name).unread), 0),
+      );
       roomList.render(
         state.rooms.map((room) => ({ room, unread: state.view(room.name).unread, owned: room.owner === state.user })),
         state.active,

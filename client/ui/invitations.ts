@@ -42,11 +42,18 @@ export function createInvitationList(actions: InvitationActions): InvitationList
 function renderInvitation({ room, from }: Invitation): HTMLLIElement {
   // The visually hidden room name makes each button's accessible name unique ("Accept club").
   const button = (action: 'accept' | 'decline', label: string) =>
-    el('button', { className: action === 'accept' ? 'primary' : '', attrs: { type: 'button', 'data-room': room, 'data-action': action, 'data-testid': `${action}-${room}` } },
+    el(
+      'button',
+      {
+        className: action === 'accept' ? 'primary' : '',
+        attrs: { type: 'button', 'data-room': room, 'data-action': action, 'data-testid': `${action}-${room}` },
+      },
       document.createTextNode(label),
       el('span', { className: 'visually-hidden', text: ` invitation to ${room}` }),
     );
-  return el('li', { attrs: { 'data-invitation': room } },
+  return el(
+    'li',
+    { attrs: { 'data-invitation': room } },
     el('span', { text: `${from} invited you to ${room}` }),
     el('span', { className: 'invitation-actions' }, button('accept', 'Accept'), button('decline', 'Decline')),
   );

@@ -54,7 +54,9 @@ export function createMemberList(actions: MemberActions): MemberList {
 }
 
 function memberEntry(room: RoomInfo, user: string, online: boolean, removable: boolean): HTMLLIElement {
-  const item = el('li', { attrs: { 'data-member': user } },
+  const item = el(
+    'li',
+    { attrs: { 'data-member': user } },
     el('span', { className: 'member-name', text: user + (room.owner === user ? ' (owner)' : '') }),
     el('span', { className: 'status', text: online ? 'online' : 'offline', attrs: { 'data-online': String(online) } }),
   );
@@ -63,7 +65,9 @@ function memberEntry(room: RoomInfo, user: string, online: boolean, removable: b
 }
 
 function invitedEntry(room: RoomInfo, user: string): HTMLLIElement {
-  return el('li', { attrs: { 'data-invited': user } },
+  return el(
+    'li',
+    { attrs: { 'data-invited': user } },
     el('span', { className: 'member-name', text: user }),
     el('span', { className: 'status', text: 'invited' }),
     actionButton('Cancel invitation', ` of ${user} to ${room.name}`, user, `cancel-${user}`),
@@ -72,7 +76,9 @@ function invitedEntry(room: RoomInfo, user: string): HTMLLIElement {
 
 /** A button whose accessible name says whom it acts on ("Remove bob from club"). */
 function actionButton(label: string, hidden: string, user: string, testId: string): HTMLButtonElement {
-  return el('button', { className: 'quiet', attrs: { type: 'button', 'data-user': user, 'data-testid': testId } },
+  return el(
+    'button',
+    { className: 'quiet', attrs: { type: 'button', 'data-user': user, 'data-testid': testId } },
     document.createTextNode(label),
     el('span', { className: 'visually-hidden', text: hidden }),
   );

@@ -63,9 +63,13 @@ export function createMessageList(actions: MessageListActions): MessageList {
     log.focus(); // the button goes away: keep keyboard focus on the messages it led to
   });
   // Reaching the bottom by scrolling clears the marker too.
-  log.addEventListener('scroll', () => {
-    if (unseen > 0 && atBottom()) setUnseen(0);
-  }, { passive: true });
+  log.addEventListener(
+    'scroll',
+    () => {
+      if (unseen > 0 && atBottom()) setUnseen(0);
+    },
+    { passive: true },
+  );
 
   function atBottom(): boolean {
     return log.scrollHeight - log.scrollTop - log.clientHeight <= STICKY_BOTTOM_PX;
@@ -96,8 +100,12 @@ export function createMessageList(actions: MessageListActions): MessageList {
     if (!node) {
       const body = el('div', { className: 'message-body', attrs: { dir: 'auto' } });
       renderMessageHtml(body, message.html); // the one HTML sink, via the Trusted Types policy
-      node = el('article', { className: message.user === me ? 'message own' : 'message', attrs: { 'data-id': String(message.id) } },
-        el('header', { className: 'message-meta' },
+      node = el(
+        'article',
+        { className: message.user === me ? 'message own' : 'message', attrs: { 'data-id': String(message.id) } },
+        el(
+          'header',
+          { className: 'message-meta' },
           el('bdi', { className: 'message-user', text: message.user }), // ASVS 3.2.2: text, never HTML
           timeElement(message.ts),
         ),
@@ -191,7 +199,11 @@ export function createMessageList(actions: MessageListActions): MessageList {
       // The cap dropped the oldest messages from the state: drop their nodes from the front.
       const oldest = view.messages[0]?.id ?? message.id;
       const dropped: HTMLElement[] = [];
-      for (let node = log.firstElementChild; node instanceof HTMLElement && node.dataset['id'] !== undefined && Number(node.dataset['id']) < oldest; node = node.nextElementSibling) {
+      for (
+        let node = log.firstElementChild;
+        node instanceof HTMLElement && node.dataset['id'] !== undefined && Number(node.dataset['id']) < oldest;
+        node = node.nextElementSibling
+      ) {
         dropped.push(node);
       }
       if (dropped.length > 0) {
@@ -233,18 +245,18 @@ function reconcile(parent: HTMLElement, wanted: HTMLElement[]): void {
 
 /** A message we sent that the server has not broadcast back yet: plain text, never parsed as HTML. */
 function createPendingNode(pending: PendingMessage, me: string): HTMLElement {
-  const status =
-    pending.status === 'sending' ? 'Sending…' : pending.status === 'sent' ? 'Sent' : pending.problem;
-  const node = el('article', { className: `message own pending ${pending.status}`, attrs: { 'data-client-id': pending.clientId } },
-    el('header', { className: 'message-meta' },
-      el('bdi', { className: 'message-user', text: me }),
-      el('span', { className: 'message-status', text: status }),
-    ),
+  const status = pending.status === 'sending' ? 'Sending…' : pending.status === 'sent' ? 'Sent' : pending.problem;
+  const node = el(
+    'article',
+    { className: `message own pending ${pending.status}`, attrs: { 'data-client-id': pending.clientId } },
+    el('header', { className: 'message-meta' }, el('bdi', { className: 'message-user', text: me }), el('span', { className: 'message-status', text: status })),
     el('div', { className: 'message-body pending-text', text: pending.text, attrs: { dir: 'auto' } }),
   );
   if (pending.status === 'failed') {
     node.append(
-      el('div', { className: 'message-actions' },
+      el(
+        'div',
+        { className: 'message-actions' },
         el('button', { className: 'quiet', text: 'Retry', attrs: { type: 'button', 'data-action': 'retry' } }),
         el('button', { className: 'quiet', text: 'Discard', attrs: { type: 'button', 'data-action': 'discard' } }),
       ),

@@ -24,9 +24,7 @@ export function createRoomList(onSelect: (room: string) => void): RoomList {
   return {
     render(entries, active) {
       const hadFocus = list.contains(document.activeElement) ? document.activeElement?.getAttribute('data-room') : null;
-      const sorted = [...entries].sort(
-        (a, b) => Number(b.room.name === LOBBY) - Number(a.room.name === LOBBY) || a.room.name.localeCompare(b.room.name),
-      );
+      const sorted = [...entries].sort((a, b) => Number(b.room.name === LOBBY) - Number(a.room.name === LOBBY) || a.room.name.localeCompare(b.room.name));
       list.replaceChildren(...sorted.map((entry) => renderEntry(entry, entry.room.name === active)));
       // Re-rendering must not throw keyboard users back to the top of the page.
       if (hadFocus) list.querySelector<HTMLButtonElement>(`button[data-room="${CSS.escape(hadFocus)}"]`)?.focus();
@@ -38,13 +36,17 @@ export function createRoomList(onSelect: (room: string) => void): RoomList {
 }
 
 function renderEntry({ room, unread, owned }: RoomEntry, active: boolean): HTMLLIElement {
-  const button = el('button', { className: 'room-button', attrs: { type: 'button', 'data-room': room.name } },
+  const button = el(
+    'button',
+    { className: 'room-button', attrs: { type: 'button', 'data-room': room.name } },
     el('span', { className: 'room-name', text: room.name, attrs: { title: room.name } }), // full name where the sidebar cuts it
   );
   if (room.private) button.append(el('span', { className: 'tag', text: owned ? 'private · yours' : 'private' }));
   if (unread > 0) {
     button.append(
-      el('span', { className: 'badge', text: String(Math.min(unread, 99)) + (unread > 99 ? '+' : '') },
+      el(
+        'span',
+        { className: 'badge', text: String(Math.min(unread, 99)) + (unread > 99 ? '+' : '') },
         el('span', { className: 'visually-hidden', text: ' unread' }),
       ),
     );

@@ -76,7 +76,9 @@ function describe(event) {
       return `WebSocket handshake ${event.path} · Origin: ${event.origin ?? '(none)'} · ${cookie}`;
     case 'audit': {
       const { ip: _ip, ...fields } = event.fields;
-      const detail = Object.entries(fields).map(([key, value]) => `${key}=${value}`).join(' ');
+      const detail = Object.entries(fields)
+        .map(([key, value]) => `${key}=${value}`)
+        .join(' ');
       return `audit log: ${event.event} ${detail}`;
     }
     case 'pwned':
@@ -216,7 +218,9 @@ export async function attemptWebSocket() {
         if (room === 'lobby') {
           stolen.messages = frame.messages.length;
           step(`Read ${frame.messages.length} lobby messages through it.`, 'bad');
-          ws.send(JSON.stringify({ type: 'send', room: 'lobby', text: `Posted by ${location.origin} through a hijacked socket (CSWSH).`, clientId: 'lab-cswsh' }));
+          ws.send(
+            JSON.stringify({ type: 'send', room: 'lobby', text: `Posted by ${location.origin} through a hijacked socket (CSWSH).`, clientId: 'lab-cswsh' }),
+          );
         } else {
           const notes = frame.messages.map((m) => ({ room, user: m.user, text: textOf(m.html) }));
           stolen.notes.push(...notes);
@@ -235,14 +239,14 @@ export async function attemptWebSocket() {
     });
   });
   const upgrade = await waitFor((event) => event.kind === 'upgrade', { after: since, timeoutMs: 5000 });
-  const decision = await waitFor(
-    (event) => event.kind === 'audit' && (event.event === 'upgrade_refused' || event.event === 'ws_open'),
-    { after: since, timeoutMs: 5000 },
-  );
+  const decision = await waitFor((event) => event.kind === 'audit' && (event.event === 'upgrade_refused' || event.event === 'ws_open'), {
+    after: since,
+    timeoutMs: 5000,
+  });
   if (upgrade) {
     step(
       `Parley's server saw the handshake with Origin ${upgrade.origin ?? '(none)'} ` +
-        (upgrade.cookie ? 'and the victim\'s session cookie (the browser attached it).' : 'and NO session cookie (the browser withheld it).'),
+        (upgrade.cookie ? "and the victim's session cookie (the browser attached it)." : 'and NO session cookie (the browser withheld it).'),
     );
   }
   const refused = decision?.event === 'upgrade_refused' ? decision.fields : null;
@@ -260,7 +264,7 @@ function textOf(html) {
 
 /** What each upgrade refusal means, for the verdict text. */
 export const REFUSAL_MEANING = {
-  origin: 'the Origin is not in Parley\'s exact allowlist',
+  origin: "the Origin is not in Parley's exact allowlist",
   session: 'there was no valid session cookie on the handshake',
   throttled: 'too many refused handshakes from this address',
   cap: 'the victim already has the maximum number of sockets',

@@ -28,11 +28,17 @@ async function submitForm(name) {
     verdict('error', 'no request reached Parley', result);
     return 'error';
   }
-  const refusal = await waitFor((event) => event.kind === 'audit' && event.event === 'csrf_refused', { after: since, timeoutMs: reply.status === 403 || reply.status === 415 ? 3000 : 1 });
+  const refusal = await waitFor((event) => event.kind === 'audit' && event.event === 'csrf_refused', {
+    after: since,
+    timeoutMs: reply.status === 403 || reply.status === 415 ? 3000 : 1,
+  });
   const reason = refusal?.fields.reason;
   const ok = reply.status < 300;
   const detail = `HTTP ${reply.status}${reason ? ` ${reason}` : ''}${explain(reply.status, reason) ? `: ${explain(reply.status, reason)}` : ''}`;
-  step(`POST ${path}: the browser sent Origin ${reply.origin}, Sec-Fetch-Site ${reply.fetchSite}, ${reply.cookie ? 'the victim\'s cookie' : 'no cookie'}. Parley: ${detail}.`, ok ? 'bad' : '');
+  step(
+    `POST ${path}: the browser sent Origin ${reply.origin}, Sec-Fetch-Site ${reply.fetchSite}, ${reply.cookie ? "the victim's cookie" : 'no cookie'}. Parley: ${detail}.`,
+    ok ? 'bad' : '',
+  );
   verdict(ok ? 'succeeded' : 'blocked', detail, result);
   return ok ? 'succeeded' : 'blocked';
 }
@@ -63,11 +69,13 @@ armRunButton(async () => {
   const outcomes = {};
   for (const name of ['login', 'logout', 'password', 'send']) outcomes[name] = await submitForm(name);
   outcomes.fetch = await jsonFetch();
-  const succeeded = Object.entries(outcomes).filter(([, outcome]) => outcome === 'succeeded').map(([name]) => name);
+  const succeeded = Object.entries(outcomes)
+    .filter(([, outcome]) => outcome === 'succeeded')
+    .map(([name]) => name);
   if (succeeded.length === 0) {
     verdict('blocked', 'all five forged requests were refused. The victim is still signed in, with the same password.');
   } else {
-    const extra = succeeded.includes('logout') ? ' The victim\'s Parley tab is back at the sign-in screen.' : '';
+    const extra = succeeded.includes('logout') ? " The victim's Parley tab is back at the sign-in screen." : '';
     verdict('succeeded', `forged ${succeeded.join(', ')} went through.${extra}`);
   }
 });

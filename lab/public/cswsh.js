@@ -21,12 +21,15 @@ armRunButton(async () => {
       result.stolen.messages ? `read ${result.stolen.messages} lobby messages` : null,
       result.stolen.posted ? 'posted in the lobby in their name' : null,
     ].filter(Boolean);
-    verdict('succeeded', `Parley accepted a handshake from ${location.origin}. This page ${what.join(', ') || 'holds the victim\'s socket'}.`);
+    verdict('succeeded', `Parley accepted a handshake from ${location.origin}. This page ${what.join(', ') || "holds the victim's socket"}.`);
     return;
   }
   if (result.refused) {
-    const cookie = result.upgrade?.cookie ? ', even though the browser sent the victim\'s cookie' : '';
-    verdict('blocked', `Parley refused the handshake with HTTP ${result.refused.status} (${result.refused.reason}): ${REFUSAL_MEANING[result.refused.reason] ?? result.refused.reason}${cookie}. Nothing of the victim's was read.`);
+    const cookie = result.upgrade?.cookie ? ", even though the browser sent the victim's cookie" : '';
+    verdict(
+      'blocked',
+      `Parley refused the handshake with HTTP ${result.refused.status} (${result.refused.reason}): ${REFUSAL_MEANING[result.refused.reason] ?? result.refused.reason}${cookie}. Nothing of the victim's was read.`,
+    );
   } else {
     verdict('blocked', `the handshake failed (close code ${result.closeCode}); no server decision was seen.`);
   }

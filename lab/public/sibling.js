@@ -31,14 +31,19 @@ armRunButton(async () => {
   const post = await waitFor((event) => event.kind === 'request' && event.method === 'POST' && event.path === '/api/login', { after: since });
   const refusal = await waitFor((event) => event.kind === 'audit' && event.event === 'csrf_refused', { after: since, timeoutMs: 1500 });
   if (post) {
-    step(`Parley answered HTTP ${post.status}${refusal ? ` (${refusal.fields.reason})` : ''}; Origin was ${post.origin}, Sec-Fetch-Site ${post.fetchSite}, ${post.cookie ? 'cookie sent' : 'no cookie'}.`);
+    step(
+      `Parley answered HTTP ${post.status}${refusal ? ` (${refusal.fields.reason})` : ''}; Origin was ${post.origin}, Sec-Fetch-Site ${post.fetchSite}, ${post.cookie ? 'cookie sent' : 'no cookie'}.`,
+    );
   }
 
   const wsBlocked = !ws.opened;
   const formBlocked = post ? post.status >= 400 : true;
   if (wsBlocked && formBlocked) {
     const why = ws.refused ? `WebSocket: HTTP ${ws.refused.status}, ${REFUSAL_MEANING[ws.refused.reason] ?? ws.refused.reason}` : 'WebSocket refused';
-    verdict('blocked', `${why}; login form: HTTP ${post?.status ?? '?'}${refusal ? ` (${refusal.fields.reason})` : ''}. ${location.origin} is not ${config.parleyOrigin}.`);
+    verdict(
+      'blocked',
+      `${why}; login form: HTTP ${post?.status ?? '?'}${refusal ? ` (${refusal.fields.reason})` : ''}. ${location.origin} is not ${config.parleyOrigin}.`,
+    );
   } else {
     const done = [];
     if (ws.opened) done.push(`the WebSocket opened as user "${ws.stolen.user}" and read ${ws.stolen.messages} lobby messages`);

@@ -22,7 +22,9 @@ armRunButton(async () => {
   }
   const refused = await waitFor((event) => event.kind === 'audit' && event.event === 'ws_bad_frame', { after: since, timeoutMs: 1 });
   step(`Parley accepted and stored all ${body.sent} messages${refused ? '' : ' (they are valid chat messages)'}, and delivered them to everyone in the lobby.`);
-  step('In the victim\'s tab each one shows after its [xss n/N: name] label, as text — the characters mallory typed (or, with encoding off, what the sanitizer left of the HTML). Nothing of it runs.');
+  step(
+    "In the victim's tab each one shows after its [xss n/N: name] label, as text — the characters mallory typed (or, with encoding off, what the sanitizer left of the HTML). Nothing of it runs.",
+  );
   if (pwned === 0) {
     verdict('blocked', `${body.sent} payloads delivered, none ran (0 beacon hits so far; this stays live).`);
   }

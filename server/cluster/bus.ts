@@ -21,9 +21,7 @@ export type RoomFrame = MessageFrame | RoomEventFrame;
 export type PresenceNotice = { room: string; users: string[] };
 
 /** A session is named by its hash, so no raw session id ever leaves the process. */
-export type RevocationNotice =
-  | { kind: 'session'; sidHash: string; reason: 'logout' | 'expired' }
-  | { kind: 'user'; user: string; reason: 'password_changed' };
+export type RevocationNotice = { kind: 'session'; sidHash: string; reason: 'logout' | 'expired' } | { kind: 'user'; user: string; reason: 'password_changed' };
 
 export interface ClusterBus {
   /** True while a message published now reaches every instance and theirs reach this one. */

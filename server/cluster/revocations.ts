@@ -8,9 +8,7 @@ import type { ClusterBus, RevocationNotice } from './bus.ts';
 
 export type { RevocationNotice };
 
-export type Revocation =
-  | { kind: 'session'; sid: string; reason: 'logout' | 'expired' }
-  | { kind: 'user'; user: string; reason: 'password_changed' };
+export type Revocation = { kind: 'session'; sid: string; reason: 'logout' | 'expired' } | { kind: 'user'; user: string; reason: 'password_changed' };
 
 export class Revocations {
   readonly #emitter = new EventEmitter();

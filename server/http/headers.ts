@@ -13,7 +13,10 @@ import type { Config } from '../config.ts';
  * server of that person. Such hosts get no HSTS. Why: docs/decisions/016-no-hsts-on-loopback.md.
  */
 export function hstsEligible(hostname: string): boolean {
-  const name = hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  const name = hostname
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.$/, '');
   if (net.isIP(name) !== 0) return false;
   return name !== '' && name !== 'localhost' && !name.endsWith('.localhost');
 }

@@ -39,7 +39,10 @@ function within(check: ReadinessCheck, ms: number): Promise<boolean> {
   });
   const answer = Promise.resolve()
     .then(() => check.ready())
-    .then((ready) => ready === true, () => false);
+    .then(
+      (ready) => ready === true,
+      () => false,
+    );
   return Promise.race([answer, late]).finally(() => clearTimeout(timer));
 }
 

@@ -95,7 +95,8 @@ export class HashLimiter {
       return await fn();
     } finally {
       const next = this.#waiting.shift();
-      if (next) next(); // hand the slot over
+      if (next)
+        next(); // hand the slot over
       else this.#running -= 1;
     }
   }

@@ -24,9 +24,7 @@ export type PoolOptions = {
   workerHeapMb: number;
 };
 
-export type PoolVerdict =
-  | ({ ok: true } & SanitizeResult)
-  | { ok: false; reason: 'over_budget' | 'busy' };
+export type PoolVerdict = ({ ok: true } & SanitizeResult) | { ok: false; reason: 'over_budget' | 'busy' };
 
 /** The start-up self-check's budget: generous, it only has to prove the worker works. */
 const SELF_CHECK_BUDGET_MS = 30_000;
@@ -125,8 +123,9 @@ export class SanitizerPool {
 
   /** Heap in use by each worker, measured inside it after yielding (bench, tests). */
   async heapUsed(): Promise<number[]> {
-    const runs = Array.from({ length: this.#pool.threads.length }, () =>
-      this.#pool.run(undefined as unknown as SanitizeTask, { name: 'heapUsed' }) as unknown as Promise<number>,
+    const runs = Array.from(
+      { length: this.#pool.threads.length },
+      () => this.#pool.run(undefined as unknown as SanitizeTask, { name: 'heapUsed' }) as unknown as Promise<number>,
     );
     return Promise.all(runs);
   }

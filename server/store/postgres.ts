@@ -95,9 +95,7 @@ export async function migrate(pool: pg.Pool): Promise<number> {
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-    await client.query(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())',
-    );
+    await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
     const { rows } = await client.query<{ version: number }>('SELECT COALESCE(MAX(version), 0)::int AS version FROM schema_migrations');
     const current = rows[0]?.version ?? 0;
     for (let version = current; version < MIGRATIONS.length; version++) {
@@ -394,10 +392,9 @@ export class PostgresStore implements ParleyStore {
   }
 
   async invitationsFor(user: string): Promise<Invitation[]> {
-    const { rows } = await this.#query<{ room: string; inviter: string }>(
-      'SELECT room, inviter FROM invitations WHERE "user" = $1 ORDER BY invited_at, room',
-      [user],
-    );
+    const { rows } = await this.#query<{ room: string; inviter: string }>('SELECT room, inviter FROM invitations WHERE "user" = $1 ORDER BY invited_at, room', [
+      user,
+    ]);
     return rows.map((row) => ({ room: row.room, from: row.inviter }));
   }
 
@@ -412,10 +409,9 @@ export class PostgresStore implements ParleyStore {
   }
 
   async findRoom(name: string): Promise<Room | undefined> {
-    const { rows } = await this.#query<{ name: string; owner: string | null; private: boolean }>(
-      'SELECT name, owner, private FROM rooms WHERE name = $1',
-      [name],
-    );
+    const { rows } = await this.#query<{ name: string; owner: string | null; private: boolean }>('SELECT name, owner, private FROM rooms WHERE name = $1', [
+      name,
+    ]);
     const row = rows[0];
     return row && { name: row.name, owner: row.owner, private: row.private };
   }

@@ -5,7 +5,21 @@ import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { LOBBY, type RoomInfo } from '../../shared/protocol.ts';
 import { SqlSessionStore, type SessionRows } from './sql-sessions.ts';
-import type { Accepted, Created, HistoryPage, Invited, Members, NewMessage, ParleyStore, Posted, Removed, Room, RoomCaps, User, SessionExpiry } from './store.ts';
+import type {
+  Accepted,
+  Created,
+  HistoryPage,
+  Invited,
+  Members,
+  NewMessage,
+  ParleyStore,
+  Posted,
+  Removed,
+  Room,
+  RoomCaps,
+  User,
+  SessionExpiry,
+} from './store.ts';
 import type { Invitation } from '../../shared/protocol.ts';
 
 /** Versioned migrations, applied in order at start; PRAGMA user_version records the last one. */
@@ -281,11 +295,17 @@ export class SqliteStore implements ParleyStore {
   }
 
   async history(room: string, limit: number, before?: number): Promise<HistoryPage> {
-    const rows = (
-      before === undefined ? this.#q['latest']!.all(room, limit + 1) : this.#q['before']!.all(room, before, limit + 1)
-    ) as Array<{ id: number; user: string; html: string; ts: number }>;
+    const rows = (before === undefined ? this.#q['latest']!.all(room, limit + 1) : this.#q['before']!.all(room, before, limit + 1)) as Array<{
+      id: number;
+      user: string;
+      html: string;
+      ts: number;
+    }>;
     const more = rows.length > limit;
-    const messages = rows.slice(0, limit).reverse().map((r) => ({ id: r.id, user: r.user, html: r.html, ts: r.ts }));
+    const messages = rows
+      .slice(0, limit)
+      .reverse()
+      .map((r) => ({ id: r.id, user: r.user, html: r.html, ts: r.ts }));
     return { messages, more };
   }
 

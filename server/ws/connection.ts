@@ -13,7 +13,6 @@ import type { AuditLog } from '../security/audit-log.ts';
 import type { FrameReader } from './frames.ts';
 import { flushAtEndOfTurn } from './write-batcher.ts';
 
-
 type FrameOptions = { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean };
 /** ws's own framer (exported by ws as `Sender`; not declared in @types/ws). */
 const { Sender } = wsModule as unknown as { Sender: { frame: (data: Buffer, options: FrameOptions) => Buffer[] } };
@@ -80,11 +79,7 @@ export class Connection {
   readonly sid: string;
   readonly ip: string;
 
-  constructor(
-    ws: WebSocket,
-    identity: { socket: Duplex; user: string; sid: string; ip: string; expiresAt: number },
-    deps: ConnectionDeps,
-  ) {
+  constructor(ws: WebSocket, identity: { socket: Duplex; user: string; sid: string; ip: string; expiresAt: number }, deps: ConnectionDeps) {
     // Writing pre-built frames next to ws is sound only while ws's Sender never holds frames
     // back, i.e. without permessage-deflate (server.ts turns it off). Fail loudly otherwise.
     if (ws.extensions !== '') throw new Error(`Connection: unexpected WebSocket extensions "${ws.extensions}"`);

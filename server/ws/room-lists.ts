@@ -34,7 +34,10 @@ export class RoomLists {
   async greet(connection: Connection): Promise<void> {
     const started = this.#generation.get(connection.user) ?? 0;
     const [rooms, invitations] = await Promise.all([this.#store.roomsFor(connection.user), this.#store.invitationsFor(connection.user)]);
-    this.#told.set(connection, { rooms: new Map(rooms.map((r) => [r.name, roomKey(r)])), invitations: new Map(invitations.map((i) => [i.room, invitationKey(i)])) });
+    this.#told.set(connection, {
+      rooms: new Map(rooms.map((r) => [r.name, roomKey(r)])),
+      invitations: new Map(invitations.map((i) => [i.room, invitationKey(i)])),
+    });
     connection.send({ type: 'rooms', user: connection.user, rooms });
     connection.send({ type: 'invitations', invitations });
     // A change committed while we read may be missing from what we sent: tell the difference.

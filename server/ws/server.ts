@@ -43,7 +43,6 @@ export type WsDeps = {
   bus: ClusterBus;
 };
 
-
 export type WsSide = {
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   registry: Registry;
@@ -92,11 +91,12 @@ export function createWsSide(deps: WsDeps): WsSide {
   // If the refresh cannot read the store, the user's rooms here may be stale (a removal among
   // them): fail closed, as on a bus loss — their sockets here come back later (1013) and re-join
   // through every check (decision 013).
-  bus.onMembership((user) =>
-    void roomLists.push(user).catch((error: unknown) => {
-      log('server_error', { user, reason: 'membership_refresh', detail: error instanceof Error ? error.message : 'unknown' });
-      for (const connection of [...registry.ofUser(user)]) tryAgainLater(connection);
-    }),
+  bus.onMembership(
+    (user) =>
+      void roomLists.push(user).catch((error: unknown) => {
+        log('server_error', { user, reason: 'membership_refresh', detail: error instanceof Error ? error.message : 'unknown' });
+        for (const connection of [...registry.ofUser(user)]) tryAgainLater(connection);
+      }),
   );
   const readFrame = createFrameReader(config, log, deps.messageBuckets);
   const sessionDeadline = createSessionCheck(config, store.sessions, log);
@@ -141,9 +141,12 @@ export function createWsSide(deps: WsDeps): WsSide {
       if (!bus.up) return tryAgainLater(connection);
       // The gate read the session before the handshake; a logout or password change in between
       // found no socket to close. Now that revocations can find this one, read it once more.
-      void sessionDeadline(connection, false).then((deadline) => {
-        if (deadline === undefined || deadline <= Date.now()) connection.endSession('session ended');
-      }, () => connection.endSession('session ended'));
+      void sessionDeadline(connection, false).then(
+        (deadline) => {
+          if (deadline === undefined || deadline <= Date.now()) connection.endSession('session ended');
+        },
+        () => connection.endSession('session ended'),
+      );
       roomLists.greet(connection).catch(() => connection.sendError('internal', 'Could not load your rooms.'));
     },
   });

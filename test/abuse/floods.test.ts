@@ -106,10 +106,14 @@ describe('flood from an authenticated user (default limits)', () => {
     const flooderMessages = listener.frames.filter((f) => f.type === 'message' && f.user === 'flooder').length;
     const allowed = 30 + Math.ceil((10 * (floodMs + 500)) / 1000);
     const addedP99 = percentile(during.latencies, 99) - percentile(baseline.latencies, 99);
-    t.diagnostic(`flood: ${framesSent} frames in ${floodMs} ms from ${opened} sockets (${refusedOpens} reopen attempts refused); ` +
-      `${flooderMessages} messages got through (allowed ≤ ${allowed}), ${rateLimitedErrors.count} rate_limited errors, closes ${[...closes].map(([k, v]) => `${k}×${v}`).join(', ')}`);
+    t.diagnostic(
+      `flood: ${framesSent} frames in ${floodMs} ms from ${opened} sockets (${refusedOpens} reopen attempts refused); ` +
+        `${flooderMessages} messages got through (allowed ≤ ${allowed}), ${rateLimitedErrors.count} rate_limited errors, closes ${[...closes].map(([k, v]) => `${k}×${v}`).join(', ')}`,
+    );
     t.diagnostic(`observer without flood: ${baseline.sent} sent, ${baseline.latencies.length} delivered, ${stats(baseline.latencies)}`);
-    t.diagnostic(`observer during flood: ${during.sent} sent, ${during.latencies.length} delivered, ${stats(during.latencies)}; added p99 ${addedP99} ms (bound ${ADDED_P99_BOUND_MS} ms)`);
+    t.diagnostic(
+      `observer during flood: ${during.sent} sent, ${during.latencies.length} delivered, ${stats(during.latencies)}; added p99 ${addedP99} ms (bound ${ADDED_P99_BOUND_MS} ms)`,
+    );
 
     assert.ok(flooderMessages <= allowed, `${flooderMessages} flood messages got through; the limit allows ${allowed}`);
     assert.ok(flooderMessages >= 1, 'the limiter lets a bounded amount through, not nothing');
@@ -178,14 +182,26 @@ describe('slow consumers (WS_MAX_BUFFERED_BYTES 1 MiB, the default)', () => {
     while (delivered() < sent && Date.now() < deadline) await sleep(20);
 
     const bytes = dropLines().map((l) => Number((JSON.parse(l) as { count?: number }).count ?? 0));
-    t.diagnostic(`producer: ${sent} messages of ${text.length} chars (${(bytesPerSlow / 2 ** 20).toFixed(1)} MiB to each reader) in ${Date.now() - started} ms`);
-    t.diagnostic(`slow consumers dropped: ${droppedCount()}/${SLOW}, seen in the log at ${dropSeenAt.join(', ')} ms after they stopped reading; server-side buffer at the drop ${bytes.map((b) => (b / 2 ** 20).toFixed(2)).join(', ')} MiB`);
-    t.diagnostic(`server RSS: before ${rssBefore.toFixed(1)} MB, peak ${rssPeak.toFixed(1)} MB (+${(rssPeak - rssBefore).toFixed(1)}), 1 s after ${rssAfter.toFixed(1)} MB`);
+    t.diagnostic(
+      `producer: ${sent} messages of ${text.length} chars (${(bytesPerSlow / 2 ** 20).toFixed(1)} MiB to each reader) in ${Date.now() - started} ms`,
+    );
+    t.diagnostic(
+      `slow consumers dropped: ${droppedCount()}/${SLOW}, seen in the log at ${dropSeenAt.join(', ')} ms after they stopped reading; server-side buffer at the drop ${bytes.map((b) => (b / 2 ** 20).toFixed(2)).join(', ')} MiB`,
+    );
+    t.diagnostic(
+      `server RSS: before ${rssBefore.toFixed(1)} MB, peak ${rssPeak.toFixed(1)} MB (+${(rssPeak - rssBefore).toFixed(1)}), 1 s after ${rssAfter.toFixed(1)} MB`,
+    );
     t.diagnostic(`reader: ${delivered()}/${sent} delivered, still open: ${reader.ws.readyState === WebSocket.OPEN}`);
 
     assert.equal(droppedCount(), SLOW, 'every slow consumer dropped');
-    assert.ok(dropSeenAt.every((ms) => ms <= 10_000), 'each dropped within 10 s of it stopping reading');
-    assert.ok(dropLines().every((l) => /"user":"slow\d"/.test(l)), 'only slow consumers dropped');
+    assert.ok(
+      dropSeenAt.every((ms) => ms <= 10_000),
+      'each dropped within 10 s of it stopping reading',
+    );
+    assert.ok(
+      dropLines().every((l) => /"user":"slow\d"/.test(l)),
+      'only slow consumers dropped',
+    );
     // Each was dropped past the bound (1 MiB) and below the hard bound (16 MiB).
     for (const b of bytes) assert.ok(b > 2 ** 20 && b <= 16 * 2 ** 20 + 64 * 1024, `dropped at ${b} bytes`);
     // Memory: ten slow readers may cost at most their bounded buffers, not the whole stream.

@@ -202,22 +202,39 @@ function candidate(rng: Rng): string {
   const type = pick(rng, TYPES);
   switch (int(rng, 0, 15)) {
     case 0: // not JSON at all
-      return pick(rng, ['', ' ', '{', '}', '{"type":', 'null,', "{'type':'join'}", '{"type":"join",}', 'NaN', 'undefined', '[', '"']) + (rng() < 0.5 ? randomAscii(rng, int(rng, 0, 30)) : '');
+      return (
+        pick(rng, ['', ' ', '{', '}', '{"type":', 'null,', "{'type':'join'}", '{"type":"join",}', 'NaN', 'undefined', '[', '"']) +
+        (rng() < 0.5 ? randomAscii(rng, int(rng, 0, 30)) : '')
+      );
     case 1: // JSON, not an object
       return pick(rng, ['null', 'true', '0', '"join"', '[]', '[{"type":"join","room":"lobby"}]', '1e999', '-0', '""']);
     case 2: // unknown or mistyped type
       return JSON.stringify({ type: rng() < 0.5 ? oddValue(rng) : randomAscii(rng, int(rng, 1, 12)), room: 'lobby' });
     case 3: // missing field
-      return pick(rng, ['{"type":"join"}', '{"type":"send","room":"lobby"}', '{"type":"send","text":"hi"}', '{"type":"history","room":"lobby"}', '{"type":"invite","room":"vault"}', '{"room":"lobby"}', '{}']);
+      return pick(rng, [
+        '{"type":"join"}',
+        '{"type":"send","room":"lobby"}',
+        '{"type":"send","text":"hi"}',
+        '{"type":"history","room":"lobby"}',
+        '{"type":"invite","room":"vault"}',
+        '{"room":"lobby"}',
+        '{}',
+      ]);
     case 4: {
       // extra field, prototype-ish keys included (raw JSON: JSON.parse makes them own keys)
       const key = rng() < 0.5 ? pick(rng, PROTO_KEYS) : randomAscii(rng, int(rng, 1, 10)).replace(/["\\]/g, '');
       return `{"type":"join","room":"lobby","${key}":${JSON.stringify(oddValue(rng)) ?? 'null'}}`;
     }
     case 5: // wrong field type
-      return JSON.stringify({ type, room: oddValue(rng), ...(type === 'send' ? { text: 'hi' } : {}), ...(type === 'history' ? { before: 5 } : {}), ...(type === 'invite' || type === 'remove' ? { user: 'fuzz1' } : {}) });
+      return JSON.stringify({
+        type,
+        room: oddValue(rng),
+        ...(type === 'send' ? { text: 'hi' } : {}),
+        ...(type === 'history' ? { before: 5 } : {}),
+        ...(type === 'invite' || type === 'remove' ? { user: 'fuzz1' } : {}),
+      });
     case 6: // huge or odd numbers for before
-      return `{"type":"history","room":"lobby","before":${rng() < 0.5 ? oddLiteral(rng).replace(/^\[.*|^\{.*|^".*/s, '0') : JSON.stringify(oddValue(rng)) ?? 'null'}}`;
+      return `{"type":"history","room":"lobby","before":${rng() < 0.5 ? oddLiteral(rng).replace(/^\[.*|^\{.*|^".*/s, '0') : (JSON.stringify(oddValue(rng)) ?? 'null')}}`;
     case 7: // deep nesting / huge literals in a field
       return `{"type":"send","room":"lobby","text":${oddLiteral(rng)}}`;
     case 8: // empty, blank or over-long text
@@ -241,7 +258,11 @@ function candidate(rng: Rng): string {
                 : { type, room: pick(rng, BAD_ROOMS) },
       );
     case 11: // __proto__ and friends as a room or a user
-      return JSON.stringify({ type: pick(rng, ['join', 'create', 'history']), room: pick(rng, ['__proto__', 'Constructor', '__defineGetter__', 'valueOf()']), before: 1 });
+      return JSON.stringify({
+        type: pick(rng, ['join', 'create', 'history']),
+        room: pick(rng, ['__proto__', 'Constructor', '__defineGetter__', 'valueOf()']),
+        before: 1,
+      });
     case 12: // prototype pollution payloads
       return pick(rng, [
         '{"type":"join","room":"lobby","__proto__":{"polluted":true}}',
@@ -292,13 +313,29 @@ function violation(rng: Rng): Episode {
       return { name: `RSV bits ${rsv.toString(2).padStart(3, '0')}`, frames: [text('{"type":"join","room":"lobby"}', { rsv })], expect: 1002 };
     }
     case 2:
-      return { name: 'control frame over 125 bytes', frames: [frame({ opcode: pick(rng, [OP.ping, OP.pong, OP.close]), payload: Buffer.alloc(int(rng, 126, 400), 0x61) })], expect: 1002 };
+      return {
+        name: 'control frame over 125 bytes',
+        frames: [frame({ opcode: pick(rng, [OP.ping, OP.pong, OP.close]), payload: Buffer.alloc(int(rng, 126, 400), 0x61) })],
+        expect: 1002,
+      };
     case 3:
-      return { name: 'fragmented control frame', frames: [frame({ opcode: pick(rng, [OP.ping, OP.pong]), payload: 'a', fin: false }), frame({ opcode: OP.continuation, payload: 'b' })], expect: 1002 };
+      return {
+        name: 'fragmented control frame',
+        frames: [frame({ opcode: pick(rng, [OP.ping, OP.pong]), payload: 'a', fin: false }), frame({ opcode: OP.continuation, payload: 'b' })],
+        expect: 1002,
+      };
     case 4:
-      return { name: 'continuation with no start', frames: [frame({ opcode: OP.continuation, payload: '{"type":"join","room":"lobby"}', fin: rng() < 0.5 })], expect: 1002 };
+      return {
+        name: 'continuation with no start',
+        frames: [frame({ opcode: OP.continuation, payload: '{"type":"join","room":"lobby"}', fin: rng() < 0.5 })],
+        expect: 1002,
+      };
     case 5:
-      return { name: 'new data frame inside a fragmented message', frames: [text('{"type":', { fin: false }), frame({ opcode: pick(rng, [OP.text, OP.binary]), payload: '"join"}' })], expect: 1002 };
+      return {
+        name: 'new data frame inside a fragmented message',
+        frames: [text('{"type":', { fin: false }), frame({ opcode: pick(rng, [OP.text, OP.binary]), payload: '"join"}' })],
+        expect: 1002,
+      };
     case 6: {
       const code = pick(rng, [0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535]);
       return { name: `close with reserved code ${code}`, frames: [frame({ opcode: OP.close, payload: closePayload(code, 'bye') })], expect: 1002 };
@@ -310,14 +347,22 @@ function violation(rng: Rng): Episode {
     case 9:
       return { name: 'unmasked client frame', frames: [text('{"type":"join","room":"lobby"}', { mask: false })], expect: 1002 };
     case 10:
-      return { name: 'binary frame', frames: [frame({ opcode: OP.binary, payload: rng() < 0.5 ? '{"type":"join","room":"lobby"}' : Buffer.from([0, 1, 2, 255]) })], expect: 1003 };
+      return {
+        name: 'binary frame',
+        frames: [frame({ opcode: OP.binary, payload: rng() < 0.5 ? '{"type":"join","room":"lobby"}' : Buffer.from([0, 1, 2, 255]) })],
+        expect: 1003,
+      };
     case 11: {
       const split = rng() < 0.5;
       const payload = Buffer.concat([Buffer.from('{"type":"send","room":"lobby","text":"'), bad, Buffer.from('"}')]);
       return {
         name: split ? 'invalid UTF-8 across fragments' : 'invalid UTF-8 in a text frame',
         frames: split
-          ? [frame({ opcode: OP.text, payload: payload.subarray(0, 38), fin: false }), frame({ opcode: OP.ping, payload: 'p' }), frame({ opcode: OP.continuation, payload: payload.subarray(38) })]
+          ? [
+              frame({ opcode: OP.text, payload: payload.subarray(0, 38), fin: false }),
+              frame({ opcode: OP.ping, payload: 'p' }),
+              frame({ opcode: OP.continuation, payload: payload.subarray(38) }),
+            ]
           : [frame({ opcode: OP.text, payload })],
         expect: 1007,
       };
@@ -329,12 +374,20 @@ function violation(rng: Rng): Episode {
     case 13: {
       // fragments that add up to more than maxPayload
       const piece = Buffer.alloc(40_000, 0x61);
-      return { name: 'fragmented message over maxPayload', frames: [frame({ opcode: OP.text, payload: piece, fin: false }), frame({ opcode: OP.continuation, payload: piece })], expect: 1009 };
+      return {
+        name: 'fragmented message over maxPayload',
+        frames: [frame({ opcode: OP.text, payload: piece, fin: false }), frame({ opcode: OP.continuation, payload: piece })],
+        expect: 1009,
+      };
     }
     case 15: {
       // Ping flood: ws terminates a peer once 60 pongs are pending (no close frame: it is cut).
       const count = int(rng, 200, 400);
-      return { name: `ping flood (${count} pings in one write)`, frames: Array.from({ length: count }, () => frame({ opcode: OP.ping, payload: 'flood' })), expect: 1006 };
+      return {
+        name: `ping flood (${count} pings in one write)`,
+        frames: Array.from({ length: count }, () => frame({ opcode: OP.ping, payload: 'flood' })),
+        expect: 1006,
+      };
     }
     default: {
       // A clean close, then more frames (valid, invalid and garbage): all ignored; the server echoes our code.
@@ -497,7 +550,8 @@ describe('protocol fuzzing (child-process server, seeded)', () => {
         totals.pongs += ws.pongs.length - pongsBefore;
         totals.batches += 1;
         if (errors !== BATCH) totals.mismatches.push(`worker ${index} batch ${sentinels}: ${errors} error frames for ${BATCH} invalid messages`);
-        if (ws.pongs.length - pongsBefore !== pings) totals.mismatches.push(`worker ${index} batch ${sentinels}: ${ws.pongs.length - pongsBefore} pongs for ${pings} pings`);
+        if (ws.pongs.length - pongsBefore !== pings)
+          totals.mismatches.push(`worker ${index} batch ${sentinels}: ${ws.pongs.length - pongsBefore} pongs for ${pings} pings`);
         if (ws.ended) {
           totals.mismatches.push(`worker ${index}: the message socket was closed (${ws.closeCode})`);
           break;
@@ -552,11 +606,20 @@ describe('protocol fuzzing (child-process server, seeded)', () => {
     const max = Math.max(...latencies);
 
     t.diagnostic(`seed ${SEED} (FUZZ_SEED to replay); ${elapsed} ms`);
-    t.diagnostic(`frames sent ${totals.framesSent} (${totals.messagesSent} messages in ${totals.batches} batches, ${totals.pingsSent} pings, ${totals.episodes} violation sockets)`);
+    t.diagnostic(
+      `frames sent ${totals.framesSent} (${totals.messagesSent} messages in ${totals.batches} batches, ${totals.pingsSent} pings, ${totals.episodes} violation sockets)`,
+    );
     t.diagnostic(`error frames ${totals.errorFrames}: ${[...totals.errorCodes].map(([k, v]) => `${k} ${v}`).join(', ')}; pongs ${totals.pongs}`);
-    t.diagnostic(`closes by code: ${[...totals.closes].sort().map(([k, v]) => `${k}×${v}`).join(', ')}`);
+    t.diagnostic(
+      `closes by code: ${[...totals.closes]
+        .sort()
+        .map(([k, v]) => `${k}×${v}`)
+        .join(', ')}`,
+    );
     t.diagnostic(`observer: ${observerSent} sent, ${latencies.length} delivered, p50 ${p50} ms, p99 ${p99} ms, max ${max} ms`);
-    t.diagnostic(`server RSS: start ${rss[0]?.mb.toFixed(1)} MB, at a third (${third.at} ms) ${third.mb.toFixed(1)} MB, peak after ${peakLate.toFixed(1)} MB, end ${end.mb.toFixed(1)} MB`);
+    t.diagnostic(
+      `server RSS: start ${rss[0]?.mb.toFixed(1)} MB, at a third (${third.at} ms) ${third.mb.toFixed(1)} MB, peak after ${peakLate.toFixed(1)} MB, end ${end.mb.toFixed(1)} MB`,
+    );
 
     // Never crashed, never 1011, nothing the server could not handle.
     assert.equal(child.proc.exitCode, null, 'the server process is alive');

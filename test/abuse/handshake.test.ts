@@ -220,6 +220,9 @@ describe('handshake abuse (default configuration, child-process server)', () => 
     assert.ok(sentIds.size > 400, `${sentIds.size} session ids to look for`);
     for (const id of sentIds) assert.ok(!everything.includes(id), 'a session id was logged');
     assert.ok(!everything.includes(PASSWORD), 'a password was logged');
-    assert.ok(child.output.some((l) => l.includes('"upgrade_refused"')), 'the refusals themselves were logged');
+    assert.ok(
+      child.output.some((l) => l.includes('"upgrade_refused"')),
+      'the refusals themselves were logged',
+    );
   });
 });

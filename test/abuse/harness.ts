@@ -56,7 +56,6 @@ export type ChildServer = {
   stop: (signal?: NodeJS.Signals) => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 };
 
-
 /** `node server/main.ts` with the given env on a free loopback port; resolves once it listens. */
 export async function spawnServer(env: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<ChildServer> {
   const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'parley-abuse-'));
@@ -239,7 +238,10 @@ export class RawWs {
           socket.destroy();
           return reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
         }
-        const accept = crypto.createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+        const accept = crypto
+          .createHash('sha1')
+          .update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11')
+          .digest('base64');
         if (!head.includes(`Sec-WebSocket-Accept: ${accept}`)) {
           socket.destroy();
           return reject(new Error('bad Sec-WebSocket-Accept'));
@@ -300,7 +302,8 @@ export class RawWs {
         } else if (this.ended) {
           clearTimeout(timer);
           if (done()) resolve();
-          else reject(new Error(`socket ended (close code ${this.closeCode ?? 'none'}, ${this.error?.message ?? 'no socket error'}) while waiting for ${what}`));
+          else
+            reject(new Error(`socket ended (close code ${this.closeCode ?? 'none'}, ${this.error?.message ?? 'no socket error'}) while waiting for ${what}`));
         } else this.#waiters.push(look);
       };
       look();

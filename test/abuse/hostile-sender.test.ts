@@ -83,11 +83,19 @@ describe('a hostile sender at its full allowed rate (default limits)', () => {
     }
     const writerRefused = writerAnswers().filter((f) => f.type === 'error');
     const abuseCloses = child.output.filter((l) => l.includes('"ws_rate_limited"') && l.includes('"abuse"')).length;
-    t.diagnostic(`attacker socket: ${attacker.ws.readyState === attacker.ws.OPEN ? 'open' : 'closed'}, abuse closes ${abuseCloses}; server errors ${child.output.filter((l) => l.includes('"server_error"')).length}`);
-    t.diagnostic(`attacker: ${attackSent} worst-case frames (burst ${BURST}, then ${RATE_PER_SECOND}/s for ${STEADY_MS} ms): ${[...attackerCodes].map(([k, v]) => `${k}×${v}`).join(', ')}`);
+    t.diagnostic(
+      `attacker socket: ${attacker.ws.readyState === attacker.ws.OPEN ? 'open' : 'closed'}, abuse closes ${abuseCloses}; server errors ${child.output.filter((l) => l.includes('"server_error"')).length}`,
+    );
+    t.diagnostic(
+      `attacker: ${attackSent} worst-case frames (burst ${BURST}, then ${RATE_PER_SECOND}/s for ${STEADY_MS} ms): ${[...attackerCodes].map(([k, v]) => `${k}×${v}`).join(', ')}`,
+    );
     t.diagnostic(`observer without the attacker: ${baseline.sent} sent, ${baseline.latencies.length} delivered, ${stats(baseline.latencies)}`);
-    t.diagnostic(`observer under the attacker: ${during.sent} sent, ${during.latencies.length} delivered, ${stats(during.latencies)} (bound ${P99_BOUND_MS} ms)`);
-    t.diagnostic(`HTML writer: ${htmlSent} sent, ${writerAnswers().length - writerRefused.length} acknowledged, refused: ${JSON.stringify(writerRefused.map((f) => f.type === 'error' && f.code))}`);
+    t.diagnostic(
+      `observer under the attacker: ${during.sent} sent, ${during.latencies.length} delivered, ${stats(during.latencies)} (bound ${P99_BOUND_MS} ms)`,
+    );
+    t.diagnostic(
+      `HTML writer: ${htmlSent} sent, ${writerAnswers().length - writerRefused.length} acknowledged, refused: ${JSON.stringify(writerRefused.map((f) => f.type === 'error' && f.code))}`,
+    );
 
     assert.equal(baseline.latencies.length, baseline.sent, 'every calm message delivered');
     assert.equal(during.latencies.length, during.sent, 'every observer message delivered under the attack');

@@ -48,7 +48,14 @@ function login(): Promise<string> {
 }
 
 function upgrade(cookie: string): Promise<void> {
-  const options: ClientOptions & ConnectionOptions = { ca, servername: 'localhost', localAddress, origin, headers: { cookie, host: new URL(origin).host }, perMessageDeflate: false };
+  const options: ClientOptions & ConnectionOptions = {
+    ca,
+    servername: 'localhost',
+    localAddress,
+    origin,
+    headers: { cookie, host: new URL(origin).host },
+    perMessageDeflate: false,
+  };
   const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, options);
   return new Promise((resolve, reject) => {
     ws.once('message', (data) => {

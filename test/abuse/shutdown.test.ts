@@ -86,11 +86,20 @@ describe('graceful shutdown (SIGTERM to server/main.ts)', () => {
     const exitedAfter = Date.now() - signalledAt;
     await Promise.all(senders);
 
-    t.diagnostic(`SIGTERM after ${ackedBeforeSignal} acks; sockets closed ${closes.map((c) => c.code).join(', ')} within ${closedAfter} ms; exit ${code} after ${exitedAfter} ms`);
-    assert.deepEqual(closes.map((c) => c.code), [1001, 1001, 1001], 'every client told to reconnect (1001)');
+    t.diagnostic(
+      `SIGTERM after ${ackedBeforeSignal} acks; sockets closed ${closes.map((c) => c.code).join(', ')} within ${closedAfter} ms; exit ${code} after ${exitedAfter} ms`,
+    );
+    assert.deepEqual(
+      closes.map((c) => c.code),
+      [1001, 1001, 1001],
+      'every client told to reconnect (1001)',
+    );
     assert.equal(afterClose, 'ECONNREFUSED', 'no new connection accepted during shutdown');
     assert.equal(code, 0, `exit code ${code} (signal ${signal})`);
-    assert.ok(first.output.some((l) => l.includes('SIGTERM: closed cleanly.')), 'the shutdown completed (store closed)');
+    assert.ok(
+      first.output.some((l) => l.includes('SIGTERM: closed cleanly.')),
+      'the shutdown completed (store closed)',
+    );
     assert.ok(exitedAfter < 10_000, 'within the 10 s backstop');
 
     // Restart on the same DATA_DIR: every acknowledged message was committed.
@@ -100,10 +109,15 @@ describe('graceful shutdown (SIGTERM to server/main.ts)', () => {
     const byId = new Map(history.map((m) => [m.id, m]));
     const missing = [...acked].filter(([clientId, id]) => byId.get(id)?.html !== sent.get(clientId));
     const committedUnacked = history.length - acked.size;
-    t.diagnostic(`sent ${sent.size}, acked ${acked.size}, in history after restart ${history.length} (committed but not acked: ${committedUnacked}; never committed: ${sent.size - history.length}); acked but missing: ${missing.length}`);
+    t.diagnostic(
+      `sent ${sent.size}, acked ${acked.size}, in history after restart ${history.length} (committed but not acked: ${committedUnacked}; never committed: ${sent.size - history.length}); acked but missing: ${missing.length}`,
+    );
     assert.ok(acked.size >= 100, `only ${acked.size} acks: the test did not exercise the shutdown under load`);
     assert.deepEqual(missing, [], 'every acknowledged message is in history after the restart');
-    assert.ok(history.every((m) => [...sent.values()].includes(m.html)), 'nothing in history that was not sent');
+    assert.ok(
+      history.every((m) => [...sent.values()].includes(m.html)),
+      'nothing in history that was not sent',
+    );
     reader.ws.close();
     const restartExit = await second.stop('SIGTERM');
     assert.equal(restartExit.code, 0);

@@ -23,18 +23,27 @@ function service(name: string): string {
 }
 
 /** The configuration itself, without its comments. */
-const cfgLines = haproxyCfg.split('\n').filter((line) => !line.trim().startsWith('#')).join('\n');
+const cfgLines = haproxyCfg
+  .split('\n')
+  .filter((line) => !line.trim().startsWith('#'))
+  .join('\n');
 const cfgVariables = [...new Set([...cfgLines.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => m[1]!))].sort();
 
 test('every ${VAR} deploy/haproxy.cfg expands is set for the lb service in compose.yaml', () => {
   assert.ok(cfgVariables.length >= 6, cfgVariables.join(','));
   const lb = service('lb');
-  assert.deepEqual(cfgVariables.filter((name) => !new RegExp(`\\n\\s+${name}: `).test(lb)), []);
+  assert.deepEqual(
+    cfgVariables.filter((name) => !new RegExp(`\\n\\s+${name}: `).test(lb)),
+    [],
+  );
 });
 
 test('every ${VAR} deploy/haproxy.cfg expands is set by test/deploy/load-balancer.test.ts', () => {
   const testSource = read('test/deploy/load-balancer.test.ts');
-  assert.deepEqual(cfgVariables.filter((name) => !new RegExp(`\\n\\s+${name}: `).test(testSource)), []);
+  assert.deepEqual(
+    cfgVariables.filter((name) => !new RegExp(`\\n\\s+${name}: `).test(testSource)),
+    [],
+  );
 });
 
 test("the instances' TRUST_PROXY is the balancer's fixed address, inside the backend subnet", () => {
@@ -46,7 +55,7 @@ test("the instances' TRUST_PROXY is the balancer's fixed address, inside the bac
   assert.ok(subnet && lbAddress.split('.').slice(0, 3).join('.') === subnet.split('.').slice(0, 3).join('.'), `${lbAddress} in ${subnet}/24`);
 });
 
-test('the name the balancer verifies is the name deploy/make-certs.sh puts in the instances\' certificate', () => {
+test("the name the balancer verifies is the name deploy/make-certs.sh puts in the instances' certificate", () => {
   const name = /PARLEY_TLS_NAME: ([a-z0-9.-]+)/.exec(service('lb'))?.[1];
   assert.ok(name);
   assert.match(read('deploy/make-certs.sh'), new RegExp(`self_signed ${name.replace(/\./g, '\\.')} certs/internal-key\\.pem`));

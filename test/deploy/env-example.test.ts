@@ -39,13 +39,19 @@ function documentedNames(): Set<string> {
 test('every variable server/config.ts reads is in .env.example', () => {
   const names = configNames();
   assert.ok(names.size > 40, `found only ${names.size} names in config.ts`);
-  assert.deepEqual([...names].filter((name) => !listed.has(name)), []);
+  assert.deepEqual(
+    [...names].filter((name) => !listed.has(name)),
+    [],
+  );
 });
 
 test('every variable docs/protocol.md documents is in .env.example', () => {
   const names = documentedNames();
   assert.ok(names.size > 40, `found only ${names.size} names in docs/protocol.md`);
-  assert.deepEqual([...names].filter((name) => !listed.has(name)), []);
+  assert.deepEqual(
+    [...names].filter((name) => !listed.has(name)),
+    [],
+  );
 });
 
 test('each variable (or pair) has a comment line above it and is commented out (defaults apply until changed)', () => {
@@ -56,5 +62,9 @@ test('each variable (or pair) has a comment line above it and is commented out (
     const above = lines[j] ?? '';
     assert.ok(above.startsWith('# ') && !/^# [A-Z][A-Z0-9_]+=/.test(above), `${name}: no comment line above it`);
   }
-  assert.deepEqual(lines.filter((line) => /^[A-Z][A-Z0-9_]*=/.test(line)), [], 'no variable is set in the example');
+  assert.deepEqual(
+    lines.filter((line) => /^[A-Z][A-Z0-9_]*=/.test(line)),
+    [],
+    'no variable is set in the example',
+  );
 });

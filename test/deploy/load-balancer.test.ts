@@ -26,7 +26,16 @@ import { WebSocket, type ClientOptions } from 'ws';
 import type { ServerFrame } from '../../shared/protocol.ts';
 import { localCertificate } from '../../server/tls.ts';
 import { PASSWORD, sleep, type Reply } from '../helpers/server.ts';
-import { freePort, freshDatabase, spawnParley, startPostgres, startRedis, type ParleyProcess, type PostgresService, type RedisService } from '../helpers/services.ts';
+import {
+  freePort,
+  freshDatabase,
+  spawnParley,
+  startPostgres,
+  startRedis,
+  type ParleyProcess,
+  type PostgresService,
+  type RedisService,
+} from '../helpers/services.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** Debian's package (scripts/ensure-system-deps.sh); /usr/sbin is not on every user's PATH. */
@@ -160,7 +169,13 @@ function serverStates(adminSocket: string): Promise<Map<string, string>> {
   });
 }
 
-async function waitUntil(what: string, ms: number, ready: () => Promise<boolean>, detail: () => string = () => '', fatal: () => boolean = () => false): Promise<void> {
+async function waitUntil(
+  what: string,
+  ms: number,
+  ready: () => Promise<boolean>,
+  detail: () => string = () => '',
+  fatal: () => boolean = () => false,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await ready().catch(() => false))) {
     if (Date.now() > deadline || fatal()) throw new Error(`${what}: not within ${ms} ms\n${detail()}`);
@@ -306,7 +321,10 @@ describe('two instances behind HAProxy (deploy/haproxy.cfg) on real Redis and Po
     const reply = await call(lb, '127.0.0.4', 'POST', '/api/register', { username: 'xavier', password: PASSWORD }, { 'x-forwarded-for': '203.0.113.77' });
     assert.equal(reply.status, 201, reply.text);
     const logged = instances.flatMap((p) => events(p, 'register')).filter((e) => e['user'] === 'xavier');
-    assert.deepEqual(logged.map((e) => e['ip']), ['127.0.0.4']);
+    assert.deepEqual(
+      logged.map((e) => e['ip']),
+      ['127.0.0.4'],
+    );
     for (const p of instances) assert.ok(!p.output().includes('203.0.113.77'), 'the forged address reaches no log');
   });
 
@@ -314,7 +332,14 @@ describe('two instances behind HAProxy (deploy/haproxy.cfg) on real Redis and Po
     // LOGIN_ADDRESS_FAILURES=3, shared by both instances through Redis.
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) {
-      const reply = await call(lb, '127.0.0.6', 'POST', '/api/login', { username: `nobody${i}`, password: 'wrong password here' }, { 'x-forwarded-for': `198.51.100.${i + 1}` });
+      const reply = await call(
+        lb,
+        '127.0.0.6',
+        'POST',
+        '/api/login',
+        { username: `nobody${i}`, password: 'wrong password here' },
+        { 'x-forwarded-for': `198.51.100.${i + 1}` },
+      );
       statuses.push(reply.status);
     }
     assert.deepEqual(statuses.slice(0, 3), [401, 401, 401], statuses.join(','));
@@ -329,7 +354,12 @@ describe('two instances behind HAProxy (deploy/haproxy.cfg) on real Redis and Po
     const direct: Endpoint = { host: '127.0.0.1', port: target.port, ca: target.ca, origin: lb.origin };
     const reply = await call(direct, '127.0.0.5', 'POST', '/api/register', { username: 'dexter', password: PASSWORD }, { 'x-forwarded-for': '203.0.113.99' });
     assert.equal(reply.status, 201, reply.text);
-    assert.deepEqual(events(target, 'register').filter((e) => e['user'] === 'dexter').map((e) => e['ip']), ['127.0.0.5']);
+    assert.deepEqual(
+      events(target, 'register')
+        .filter((e) => e['user'] === 'dexter')
+        .map((e) => e['ip']),
+      ['127.0.0.5'],
+    );
     assert.ok(!target.output().includes('203.0.113.99'));
   });
 
@@ -353,8 +383,8 @@ describe('two instances behind HAProxy (deploy/haproxy.cfg) on real Redis and Po
       return list.filter((_, i) => settled[i]);
     };
     const [aliceLost, bobLost] = await Promise.all([ended(aliceSockets), ended(bobSockets)]);
-    assert.equal(aliceLost.length, 1, 'one of alice\'s two sockets was on the killed instance');
-    assert.equal(bobLost.length, 1, 'one of bob\'s two sockets was on the killed instance');
+    assert.equal(aliceLost.length, 1, "one of alice's two sockets was on the killed instance");
+    assert.equal(bobLost.length, 1, "one of bob's two sockets was on the killed instance");
 
     // Reconnect at once, before the health checks have noticed (2 s × 2): a connection the
     // balancer sends to the dead instance is refused and redispatched (retries, option redispatch).

@@ -13,7 +13,19 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { joined, signUp, startServer, type Client, type TestServer } from '../helpers/server.ts';
 import { axeViolations } from './axe.ts';
-import { ensureClientBuilt, launchBrowser, newContext, screenshot, settle, signIn, WAIT, waitConnected, waitForMessage, watchContext, type Watch } from './browser.ts';
+import {
+  ensureClientBuilt,
+  launchBrowser,
+  newContext,
+  screenshot,
+  settle,
+  signIn,
+  WAIT,
+  waitConnected,
+  waitForMessage,
+  watchContext,
+  type Watch,
+} from './browser.ts';
 
 let server: TestServer;
 let browser: Browser;
@@ -75,7 +87,10 @@ describe('reading a busy room', () => {
     const alice = await person();
     await signIn(alice.page, server.origin, 'marker-alice');
     const bob = await joined(server, await signUp(server, 'marker-bob'));
-    await post(bob, Array.from({ length: 40 }, (_, i) => `filler ${i} ${'so the log scrolls '.repeat(3)}`));
+    await post(
+      bob,
+      Array.from({ length: 40 }, (_, i) => `filler ${i} ${'so the log scrolls '.repeat(3)}`),
+    );
     await waitForMessage(alice.page, 'filler 39');
     const log = alice.page.locator('#messages');
     const marker = alice.page.locator('#jump-newest');
@@ -313,7 +328,10 @@ describe('notices', () => {
       const said = () => recordedNotices(alice.page).then((seen) => seen.some(([error]) => error.includes('disconnected for sending too fast')));
       while (!(await said()) && Date.now() < deadline) await settle(alice.page);
       assert.ok(await said(), `no flood message; seen: ${JSON.stringify(await recordedNotices(alice.page))}`);
-      assert.ok(own.logs.some((line) => line.includes('"ws_rate_limited"') && line.includes('"abuse"')), 'the server closed the socket for abuse');
+      assert.ok(
+        own.logs.some((line) => line.includes('"ws_rate_limited"') && line.includes('"abuse"')),
+        'the server closed the socket for abuse',
+      );
       // It reconnects on its own.
       await alice.page.locator('#connection-state', { hasText: /^connected$/ }).waitFor({ timeout: 45_000 });
     } finally {

@@ -111,7 +111,7 @@ describe('two people chatting in Chromium', () => {
   });
 });
 
-describe('stored XSS in the victim\'s browser', () => {
+describe("stored XSS in the victim's browser", () => {
   // Variants of the fixture's shapes whose only effect, if they ran, is a flag on window:
   // a payload that executes silently (no dialog) is caught too.
   const FLAGGING_PAYLOADS = [
@@ -164,7 +164,10 @@ describe('stored XSS in the victim\'s browser', () => {
       const found: string[] = [];
       for (const node of log.querySelectorAll('*')) {
         const tag = node.tagName.toLowerCase();
-        if (['script', 'iframe', 'object', 'embed', 'svg', 'math', 'style', 'img', 'form', 'input', 'details', 'template', 'base', 'meta', 'link'].includes(tag)) found.push(tag);
+        if (
+          ['script', 'iframe', 'object', 'embed', 'svg', 'math', 'style', 'img', 'form', 'input', 'details', 'template', 'base', 'meta', 'link'].includes(tag)
+        )
+          found.push(tag);
         for (const attr of node.attributes) {
           if (attr.name.startsWith('on') || /^\s*(javascript|data|vbscript):/i.test(attr.value)) found.push(`${tag}[${attr.name}]`);
         }
@@ -198,7 +201,9 @@ describe('stored XSS in the victim\'s browser', () => {
     // And a policy with another name is refused by the CSP's trusted-types allowlist.
     const rogue = await user.page.evaluate(() => {
       try {
-        (window as unknown as { trustedTypes: { createPolicy: (n: string, r: object) => unknown } }).trustedTypes.createPolicy('rogue', { createHTML: (s: string) => s });
+        (window as unknown as { trustedTypes: { createPolicy: (n: string, r: object) => unknown } }).trustedTypes.createPolicy('rogue', {
+          createHTML: (s: string) => s,
+        });
         return 'created';
       } catch (error) {
         return (error as Error).name;

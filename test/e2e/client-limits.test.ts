@@ -98,13 +98,16 @@ function assertLeftToRight(lefts: number[] | null, what: string): void {
   for (let i = 1; i < lefts.length; i++) assert.ok(lefts[i]! > lefts[i - 1]!, `${what} is reordered: character lefts ${JSON.stringify(lefts)}`);
 }
 
-describe('a busy room in a reader\'s tab', () => {
+describe("a busy room in a reader's tab", () => {
   test(`the DOM holds at most ${MAX_ROOM_MESSAGES} messages, a live message appends one node, and Load older / Show newest page through`, async () => {
     const reader = await person();
     await signIn(reader.page, server.origin, 'reader');
     const sender = await bot('busy-sender');
     const total = MAX_ROOM_MESSAGES + 150;
-    await post(sender, Array.from({ length: total }, (_, i) => `busy message ${i + 1}`));
+    await post(
+      sender,
+      Array.from({ length: total }, (_, i) => `busy message ${i + 1}`),
+    );
     await waitForMessage(reader.page, `busy message ${total}`);
     await settle(reader.page);
     const shown = await reader.page.locator('#messages .message').count();
@@ -170,7 +173,10 @@ describe('a busy room, read scrolled up', () => {
     const reader = await person();
     await signIn(reader.page, server.origin, 'scrolled-reader');
     const sender = await bot('scroll-sender');
-    await post(sender, Array.from({ length: MAX_ROOM_MESSAGES }, (_, i) => `scroll message ${i + 1}`));
+    await post(
+      sender,
+      Array.from({ length: MAX_ROOM_MESSAGES }, (_, i) => `scroll message ${i + 1}`),
+    );
     await waitForMessage(reader.page, `scroll message ${MAX_ROOM_MESSAGES}`);
     await settle(reader.page);
     // Scroll so a message in the middle of the list is at the top of the log.
@@ -183,7 +189,10 @@ describe('a busy room, read scrolled up', () => {
     });
     await settle(reader.page);
     // Enough live messages to cross the cap: a batch of the oldest is dropped above the reader.
-    await post(sender, Array.from({ length: TRIM_BATCH + 5 }, (_, i) => `later message ${i + 1}`));
+    await post(
+      sender,
+      Array.from({ length: TRIM_BATCH + 5 }, (_, i) => `later message ${i + 1}`),
+    );
     await waitForMessage(reader.page, `later message ${TRIM_BATCH + 5}`);
     await settle(reader.page);
     const after = await reader.page.evaluate((id) => {
@@ -201,7 +210,9 @@ describe('links say where they go', () => {
     const reader = await person();
     await signIn(reader.page, server.origin, 'link-reader');
     const sender = await bot('link-sender');
-    await post(sender, ['look-alike: <a href="https://\u0430\u0440\u0440\u04cf\u0435.com/login">https://apple.com</a> and <a href="https://example.com/x">here</a>']);
+    await post(sender, [
+      'look-alike: <a href="https://\u0430\u0440\u0440\u04cf\u0435.com/login">https://apple.com</a> and <a href="https://example.com/x">here</a>',
+    ]);
     await waitForMessage(reader.page, 'look-alike:');
     const message = reader.page.locator('#messages .message-body', { hasText: 'look-alike:' });
     const labels = await message.locator('.link-host').allTextContents();
@@ -209,7 +220,11 @@ describe('links say where they go', () => {
     assert.ok(await message.locator('.link-host').first().isVisible());
     // Beside the link, outside it: clicking the label does not follow the link, and the label is text.
     const placement = await message.evaluate((body) =>
-      [...body.querySelectorAll('.link-host')].map((label) => ({ after: label.previousElementSibling?.localName, inLink: Boolean(label.closest('a')), children: label.children.length })),
+      [...body.querySelectorAll('.link-host')].map((label) => ({
+        after: label.previousElementSibling?.localName,
+        inLink: Boolean(label.closest('a')),
+        children: label.children.length,
+      })),
     );
     assert.deepEqual(placement, [
       { after: 'a', inLink: false, children: 0 },
@@ -220,7 +235,7 @@ describe('links say where they go', () => {
 });
 
 describe('bidi controls stay inside their message', () => {
-  test('a U+202E in one message reorders neither the next message, its username, the text after a link, nor the link\'s host', async () => {
+  test("a U+202E in one message reorders neither the next message, its username, the text after a link, nor the link's host", async () => {
     const reader = await person();
     await signIn(reader.page, server.origin, 'bidi-reader');
     const mallory = await bot('mallory');
@@ -232,8 +247,11 @@ describe('bidi controls stay inside their message', () => {
     await settle(reader.page);
     assertLeftToRight(await characterLefts(reader.page, '#messages .message-body', 'plain-after-override', 'plain-after-override'), 'the next message');
     assertLeftToRight(await characterLefts(reader.page, '#messages .message', 'plain-after-override', 'bob'), 'the next username');
-    assertLeftToRight(await characterLefts(reader.page, '#messages .message-body', 'tail-after-link', 'tail-after-link'), 'the text after a link whose text ends in U+202E');
-    assertLeftToRight(await characterLefts(reader.page, '#messages .message-body', 'tail-after-link', 'example.com'), 'the link\'s host');
+    assertLeftToRight(
+      await characterLefts(reader.page, '#messages .message-body', 'tail-after-link', 'tail-after-link'),
+      'the text after a link whose text ends in U+202E',
+    );
+    assertLeftToRight(await characterLefts(reader.page, '#messages .message-body', 'tail-after-link', 'example.com'), "the link's host");
     // The check can fail: the same U+202E in an un-isolated element does reorder what follows it.
     const control = await reader.page.evaluate(() => {
       const p = document.createElement('p');

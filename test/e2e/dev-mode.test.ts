@@ -68,7 +68,11 @@ describe('npm run dev', () => {
       fs.writeFileSync(STYLESHEET, `${original}\n:root { --dev-reload-probe: 1; }\n`);
       await page.waitForFunction(() => getComputedStyle(document.documentElement).getPropertyValue('--dev-reload-probe').trim() === '1', undefined, WAIT);
       assert.equal(await probe(), '1');
-      assert.equal(await page.evaluate(() => (window as { __sameDocument?: boolean }).__sameDocument), true, 'the page reloaded instead of swapping the stylesheet');
+      assert.equal(
+        await page.evaluate(() => (window as { __sameDocument?: boolean }).__sameDocument),
+        true,
+        'the page reloaded instead of swapping the stylesheet',
+      );
       assert.equal(await page.locator('style').count(), 0, 'an inline <style> was injected');
       assert.deepEqual(watch.violations, []);
       await context.close();
@@ -83,7 +87,7 @@ describe('npm run dev', () => {
 });
 
 describe('the production build', () => {
-  test('links one hashed stylesheet, nothing inline, served under style-src \'self\'', async () => {
+  test("links one hashed stylesheet, nothing inline, served under style-src 'self'", async () => {
     await ensureClientBuilt();
     const server = await startServer();
     try {
@@ -99,7 +103,11 @@ describe('the production build', () => {
       assert.equal(css.status, 200);
       assert.match(String(css.headers['content-type']), /^text\/css/);
       assert.match(css.text, /\.jump-newest/);
-      assert.equal((await request(server, 'GET', '/styles.css')).headers['content-type']?.toString().startsWith('text/css'), false, 'the unhashed public copy is gone');
+      assert.equal(
+        (await request(server, 'GET', '/styles.css')).headers['content-type']?.toString().startsWith('text/css'),
+        false,
+        'the unhashed public copy is gone',
+      );
     } finally {
       await server.close();
     }

@@ -14,7 +14,19 @@ import { startLab, type Lab } from '../../lab/lab.ts';
 import { labPayloads } from '../../lab/payloads.ts';
 import { VICTIM } from '../../lab/victim.ts';
 import { axeViolations } from './axe.ts';
-import { ensureClientBuilt, freePort, launchBrowser, newContext, screenshot, settle, signIn, WAIT, waitForMessage, watchContext, type Watch } from './browser.ts';
+import {
+  ensureClientBuilt,
+  freePort,
+  launchBrowser,
+  newContext,
+  screenshot,
+  settle,
+  signIn,
+  WAIT,
+  waitForMessage,
+  watchContext,
+  type Watch,
+} from './browser.ts';
 
 let browser: Browser;
 
@@ -90,7 +102,10 @@ describe('attack lab, every control on: each attack is blocked', () => {
     await page.locator('[data-fill="parleyOrigin"]', { hasText: setup.lab.parleyOrigin }).first().waitFor(WAIT);
     assert.equal(await page.locator('#disabled-banner').isHidden(), true);
     const links = await page.locator('.attacks a').evaluateAll((nodes) => nodes.map((a) => (a as HTMLAnchorElement).href));
-    assert.deepEqual(links.map((href) => new URL(href).pathname), ['/cswsh.html', '/csrf.html', '/clickjacking.html', '/xss.html', '/sibling.html']);
+    assert.deepEqual(
+      links.map((href) => new URL(href).pathname),
+      ['/cswsh.html', '/csrf.html', '/clickjacking.html', '/xss.html', '/sibling.html'],
+    );
     assert.equal(new URL(links[4]!).origin, setup.lab.siblingOrigin);
     await screenshot(page, 'lab-overview');
     await page.close();
@@ -105,7 +120,7 @@ describe('attack lab, every control on: each attack is blocked', () => {
     await page.locator('#server-log li', { hasText: 'upgrade_refused' }).first().waitFor(WAIT);
     // Nothing of the victim's was read: no loot, and the note appears nowhere on the page.
     assert.equal(await page.locator('#loot').isHidden(), true);
-    assert.ok(!((await page.textContent('body')) ?? '').includes(VICTIM.note), 'the victim\'s note is on the attacker\'s page');
+    assert.ok(!((await page.textContent('body')) ?? '').includes(VICTIM.note), "the victim's note is on the attacker's page");
     // The "why" panel explains the control that held, not a switched-off one.
     assert.equal(await page.locator('[data-when-off="origin"]').isHidden(), true);
     assert.equal(await page.locator('[data-when-on="origin"]').isVisible(), true);
@@ -125,7 +140,10 @@ describe('attack lab, every control on: each attack is blocked', () => {
     assert.equal(await page.locator('#result-fetch').getAttribute('data-outcome'), 'blocked');
     assert.match((await page.locator('#result-fetch').textContent()) ?? '', /preflight/);
     // Same site, so SameSite=Strict let the cookie through: the guard is what stopped these.
-    assert.match(await stepsText(page), new RegExp(`POST /api/logout: the browser sent Origin ${setup.lab.attackerOrigin}, Sec-Fetch-Site same-site, the victim's cookie`));
+    assert.match(
+      await stepsText(page),
+      new RegExp(`POST /api/logout: the browser sent Origin ${setup.lab.attackerOrigin}, Sec-Fetch-Site same-site, the victim's cookie`),
+    );
     await screenshot(page, 'lab-csrf', { fullPage: true });
     await victimStillSignedIn(setup);
   });
@@ -151,12 +169,22 @@ describe('attack lab, every control on: each attack is blocked', () => {
     await settle(setup.victim);
     assert.equal(new URL(setup.victim.url()).origin, setup.lab.parleyOrigin, 'the victim tab was navigated away');
     assert.equal(await page.textContent('#pwned-count'), '0');
-    assert.deepEqual(setup.lab.events.recent.filter((e) => e.kind === 'pwned'), []);
+    assert.deepEqual(
+      setup.lab.events.recent.filter((e) => e.kind === 'pwned'),
+      [],
+    );
     assert.deepEqual(setup.watch.dialogs, []);
-    assert.deepEqual(setup.watch.violations.filter((v) => v.documentURI.startsWith(setup.lab.parleyOrigin)), [], 'no CSP / Trusted Types violation in Parley');
+    assert.deepEqual(
+      setup.watch.violations.filter((v) => v.documentURI.startsWith(setup.lab.parleyOrigin)),
+      [],
+      'no CSP / Trusted Types violation in Parley',
+    );
     // Encoding: the victim reads each payload as the characters mallory typed.
     const first = payloads[0]!;
-    const shown = await setup.victim.locator('#messages .message-body', { hasText: first.text.slice(0, 20) }).first().innerText();
+    const shown = await setup.victim
+      .locator('#messages .message-body', { hasText: first.text.slice(0, 20) })
+      .first()
+      .innerText();
     assert.equal(shown, first.text);
     assert.equal(await page.locator('[data-when-off="encoding"]').first().isHidden(), true);
     await screenshot(setup.victim, 'lab-xss-victim');
@@ -190,7 +218,7 @@ describe('attack lab with origin, csrf, encoding and sanitize switched off (PARL
     await page.close();
   });
 
-  test('without the Origin check, the hijack works: the attacker page reads the victim\'s rooms and posts as them', async () => {
+  test("without the Origin check, the hijack works: the attacker page reads the victim's rooms and posts as them", async () => {
     const { page, outcome, text } = await runAttack(setup, `${setup.lab.attackerOrigin}/cswsh.html`);
     assert.equal(outcome, 'succeeded', text);
     assert.match(text, /"victim"/);
@@ -219,7 +247,7 @@ describe('attack lab with origin, csrf, encoding and sanitize switched off (PARL
     assert.match(await stepsText(page), /NO session cookie/);
   });
 
-  test('without encoding and the server sanitizer, the browser\'s own layers still render every payload inert', async () => {
+  test("without encoding and the server sanitizer, the browser's own layers still render every payload inert", async () => {
     const { page, outcome, text } = await runAttack(setup, `${setup.lab.attackerOrigin}/xss.html`);
     assert.equal(outcome, 'blocked', text);
     // The "why" panel says both server layers are off, and that the browser layer held.
@@ -230,11 +258,14 @@ describe('attack lab with origin, csrf, encoding and sanitize switched off (PARL
     await settle(setup.victim);
     assert.equal(new URL(setup.victim.url()).origin, setup.lab.parleyOrigin);
     assert.equal(await page.textContent('#pwned-count'), '0');
-    assert.deepEqual(setup.lab.events.recent.filter((e) => e.kind === 'pwned'), []);
+    assert.deepEqual(
+      setup.lab.events.recent.filter((e) => e.kind === 'pwned'),
+      [],
+    );
     assert.deepEqual(setup.watch.dialogs, []);
   });
 
-  test('without the CSRF guard, the forged logout works: the victim\'s tab returns to the sign-in screen', async () => {
+  test("without the CSRF guard, the forged logout works: the victim's tab returns to the sign-in screen", async () => {
     const { page, outcome, text } = await runAttack(setup, `${setup.lab.attackerOrigin}/csrf.html`);
     assert.equal(outcome, 'succeeded', text);
     assert.equal(await page.locator('#result-logout').getAttribute('data-outcome'), 'succeeded');

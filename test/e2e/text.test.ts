@@ -98,9 +98,11 @@ describe('what you type is what they see (two people in Chromium)', () => {
       });
       assert.equal(html, c.html, c.name);
     }
-    const code = bodies(bob.page).filter({ has: bob.page.locator('pre code') }).last();
+    const code = bodies(bob.page)
+      .filter({ has: bob.page.locator('pre code') })
+      .last();
     assert.equal(await code.locator('pre code').innerText(), 'if (a<b) {\n  x = 1;\n}\n');
-    assert.equal(await bodies(bob.page).locator('strong', { hasText: 'bold' }).count() > 0, true);
+    assert.equal((await bodies(bob.page).locator('strong', { hasText: 'bold' }).count()) > 0, true);
     assert.equal(await bodies(bob.page).locator('a[href="https://example.com/docs"] + .link-host').first().innerText(), 'example.com');
     await screenshot(bob.page, 'text-as-typed');
   });
@@ -160,7 +162,7 @@ describe('layered defence: each layer holds with the others off', () => {
       for (const [i, text] of PAYLOADS.entries()) mallory.send({ type: 'send', room: 'lobby', text, clientId: `p${i}` });
       // Every send is answered: an ack, or (text taken as HTML) `empty_message` for what sanitizes to nothing.
       const answered = () => mallory.frames.filter((f) => (f.type === 'ack' || f.type === 'error') && f.clientId?.startsWith('p'));
-      for (const deadline = Date.now() + 10_000; answered().length < PAYLOADS.length && Date.now() < deadline; ) await sleep(20);
+      for (const deadline = Date.now() + 10_000; answered().length < PAYLOADS.length && Date.now() < deadline;) await sleep(20);
       const stored = answered().filter((f) => f.type === 'ack').length;
       assert.ok(stored > 0 && answered().length === PAYLOADS.length, JSON.stringify(answered()));
       mallory.ws.close();
@@ -196,7 +198,7 @@ describe('layered defence: each layer holds with the others off', () => {
     assert.deepEqual(await run(['sanitize']), { parley: undefined, naive: undefined });
   });
 
-  test('encoding and sanitize off: Parley\'s browser layer still holds — and without it, the payloads run', async () => {
+  test("encoding and sanitize off: Parley's browser layer still holds — and without it, the payloads run", async () => {
     const { parley, naive } = await run(['encoding', 'sanitize']);
     assert.equal(parley, undefined, 'DOMPurify + Trusted Types in client/render.ts hold on their own');
     assert.equal(typeof naive, 'string', 'all three layers off: a payload ran in the naive client');

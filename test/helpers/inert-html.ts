@@ -67,4 +67,3 @@ function walk(parent: Node, found: string[]): void {
     walk(el, found);
   }
 }
-

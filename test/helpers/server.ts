@@ -106,24 +106,20 @@ export function request(server: TestServer, method: string, urlPath: string, opt
   for (const [key, value] of Object.entries(wanted)) if (value !== undefined) headers[key] = value;
   const payload = options.rawBody ?? (options.body !== undefined ? JSON.stringify(options.body) : undefined);
   return new Promise((resolve, reject) => {
-    const req = https.request(
-      `${server.base}${urlPath}`,
-      { method, headers, ca: server.ca, servername: 'localhost', agent: false },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-      },
-    );
+    const req = https.request(`${server.base}${urlPath}`, { method, headers, ca: server.ca, servername: 'localhost', agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        let json: unknown;
+        try {
+          json = text ? JSON.parse(text) : undefined;
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      });
+    });
     req.on('error', reject);
     if (payload !== undefined) req.write(payload);
     req.end();

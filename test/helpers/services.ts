@@ -66,15 +66,18 @@ export async function startRedis(options: { port?: number; dir?: string; persist
   const chosen = options.port ?? (await freePort());
   const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'parley-redis-'));
   const persistence = options.persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
-  const child = spawn(
-    'redis-server',
-    ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--loglevel', 'warning'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const child = spawn('redis-server', ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--loglevel', 'warning'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   try {
-    await waitFor('redis-server', 10_000, () => redisPing(chosen), () => (child.exitCode !== null ? `exited: ${stderr}` : undefined));
+    await waitFor(
+      'redis-server',
+      10_000,
+      () => redisPing(chosen),
+      () => (child.exitCode !== null ? `exited: ${stderr}` : undefined),
+    );
   } catch (error) {
     child.kill('SIGKILL');
     if (!options.dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -136,24 +139,40 @@ export async function startPostgres(): Promise<PostgresService> {
 
   const start = async () => {
     const [cmd, args] = asPostgres(pgBin('postgres'), [
-      '-D', data, '-p', String(port), '-k', dir,
-      '-c', 'listen_addresses=127.0.0.1',
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
       // A test database: speed over durability (PostgreSQL's durability is not under test here).
-      '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off',
+      '-c',
+      'fsync=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'synchronous_commit=off',
     ]);
     const started = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     started.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
     child = started;
-    await waitFor('postgres', 30_000, async () => {
-      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
-      try {
-        await client.connect();
-        await client.query('SELECT 1');
-        return true;
-      } finally {
-        await client.end().catch(() => {});
-      }
-    }, () => (started.exitCode !== null ? `exited: ${log}` : undefined));
+    await waitFor(
+      'postgres',
+      30_000,
+      async () => {
+        const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+        try {
+          await client.connect();
+          await client.query('SELECT 1');
+          return true;
+        } finally {
+          await client.end().catch(() => {});
+        }
+      },
+      () => (started.exitCode !== null ? `exited: ${log}` : undefined),
+    );
   };
 
   const stop = async () => {

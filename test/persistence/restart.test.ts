@@ -96,7 +96,10 @@ describe('restart with the same DATA_DIR', () => {
     const bob = await open(server, await login(server, 'bob'));
     assert.ok(bob.frames.some((f) => f.type === 'rooms' && f.rooms.some((r) => r.name === 'secret' && r.private && r.owner === 'alice')));
     const messages = await fullHistory(bob, 'secret');
-    assert.deepEqual(messages.map((m) => m.html), ['for members only']);
+    assert.deepEqual(
+      messages.map((m) => m.html),
+      ['for members only'],
+    );
     bob.ws.close();
     const carol = await open(server, await signUp(server, 'carol'));
     carol.send({ type: 'join', room: 'secret' });

@@ -23,7 +23,15 @@ function sealed(channel: string, body: unknown, secret = SECRET): string {
   return `v1.${crypto.createHmac('sha256', key).update(`${channel}\n${json}`).digest('base64url')}.${json}`;
 }
 
-const message = (id: number, fields: Record<string, unknown> = {}) => ({ type: 'message', room: 'lobby', id, user: 'alice', html: `message ${id}`, ts: Date.now(), ...fields });
+const message = (id: number, fields: Record<string, unknown> = {}) => ({
+  type: 'message',
+  room: 'lobby',
+  id,
+  user: 'alice',
+  html: `message ${id}`,
+  ts: Date.now(),
+  ...fields,
+});
 
 describe('forged bus messages (published straight to Redis)', () => {
   let redis: RedisService;
@@ -77,7 +85,11 @@ describe('forged bus messages (published straight to Redis)', () => {
     assert.equal(delivered.id, 900_100);
     assert.equal(delivered.html, 'message 900100');
     const messages = bob.frames.filter((f) => f.type === 'message');
-    assert.deepEqual(messages.map((m) => m.type === 'message' && m.id), [900_100], 'only the sealed, valid message was delivered');
+    assert.deepEqual(
+      messages.map((m) => m.type === 'message' && m.id),
+      [900_100],
+      'only the sealed, valid message was delivered',
+    );
     assert.equal(bob.ws.readyState, bob.ws.OPEN, 'a forged revocation closed the socket');
     const bad = server.logs.filter((line) => line.includes('"reason":"bus_bad_message"'));
     assert.equal(bad.filter((line) => line.includes('parley:rooms')).length, 1, `one log line for the burst on parley:rooms: ${bad.join('\n')}`);

@@ -47,7 +47,7 @@ async function send(client: Client, room: string, text: string): Promise<number>
   const clientId = crypto.randomUUID();
   client.send({ type: 'send', room, text, clientId });
   const deadline = Date.now() + 5000;
-  for (let seen = 0; ; ) {
+  for (let seen = 0; ;) {
     for (; seen < client.frames.length; seen++) {
       const f = client.frames[seen]!;
       if (f.type === 'ack' && f.clientId === clientId) return f.id;
@@ -133,7 +133,10 @@ describe('an instance whose Redis link drops (two instances, PostgreSQL, a cutta
     await until('C noticed', 10_000, () => c.output().includes('"reason":"redis_subscriber"'));
     // On A, whose bus is fine: one user logs out, one changes her password, bob is removed.
     assert.equal((await request(a, 'POST', '/api/logout', { body: {}, cookie: aliceC })).status, 204);
-    const changed = await request(a, 'POST', '/api/password', { body: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase here' }, cookie: bellaA });
+    const changed = await request(a, 'POST', '/api/password', {
+      body: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase here' },
+      cookie: bellaA,
+    });
     assert.equal(changed.status, 204);
     carol.send({ type: 'remove', room: 'team', user: 'bob' });
     for (;;) {
@@ -258,7 +261,12 @@ describe('changes the other instances must hear about are refused while the bus 
     proxy = await startTcpProxy(redis.port);
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-bus-'));
     const config = loadConfig({ DATA_DIR: dataDir, REDIS_URL: proxy.url('redis'), DATABASE_URL: postgres.url }, []);
-    backend = await openBackend(config, createAuditLog(() => {}), (data) => data.lastSeenAt + 3_600_000, 'x'.repeat(64));
+    backend = await openBackend(
+      config,
+      createAuditLog(() => {}),
+      (data) => data.lastSeenAt + 3_600_000,
+      'x'.repeat(64),
+    );
   });
 
   after(async () => {

@@ -69,7 +69,10 @@ describe('Redis outage (REDIS_URL: sessions and the bus in Redis)', () => {
     await logged(server, 'backend_unavailable', 'redis');
     const closed = await alice.closed;
     assert.equal(closed.code, CLOSE.tryAgainLater);
-    assert.ok(alice.frames.some((f) => f.type === 'error' && f.code === 'server_busy'), 'told why before the close');
+    assert.ok(
+      alice.frames.some((f) => f.type === 'error' && f.code === 'server_busy'),
+      'told why before the close',
+    );
     await logged(server, 'server_error', 'bus_lost');
   });
 
@@ -80,7 +83,10 @@ describe('Redis outage (REDIS_URL: sessions and the bus in Redis)', () => {
     assert.deepEqual(me.json?.error, 'server_busy');
     assert.equal(me.headers['retry-after'], '1');
     assert.ok(Date.now() - started < 5000);
-    assert.ok(server.logs.some((l) => l.includes('"reason":"store_unavailable"')), 'the 503 is logged with its cause');
+    assert.ok(
+      server.logs.some((l) => l.includes('"reason":"store_unavailable"')),
+      'the 503 is logged with its cause',
+    );
     // The shared login throttle cannot be consulted: login fails closed (503), never unthrottled.
     const loginReply = await request(server, 'POST', '/api/login', { body: { username: 'alice', password: 'correct horse battery staple' } });
     assert.equal(loginReply.status, 503);

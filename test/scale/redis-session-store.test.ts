@@ -49,7 +49,12 @@ describe('RedisSessionStore on a real Redis', () => {
 
   before(async () => {
     redis = await startRedis();
-    client = redisClient(redis.url, 'main', createAuditLog(() => {}), 60_000);
+    client = redisClient(
+      redis.url,
+      'main',
+      createAuditLog(() => {}),
+      60_000,
+    );
     await client.connect();
     store = new RedisSessionStore(client, expiresAt, ABSOLUTE_MS, async (user) => versions.get(user) ?? 1);
   });

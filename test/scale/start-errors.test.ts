@@ -43,6 +43,9 @@ test('the new waits are validated at start: defaults, and out-of-range values re
     ['BACKEND_START_WAIT_SECONDS', 'soon'],
     ['REDIS_PING_SECONDS', '-1'],
   ] as const) {
-    assert.throws(() => loadConfig({ [name]: value }, []), (error: unknown) => error instanceof ConfigError && error.message.startsWith(name));
+    assert.throws(
+      () => loadConfig({ [name]: value }, []),
+      (error: unknown) => error instanceof ConfigError && error.message.startsWith(name),
+    );
   }
 });

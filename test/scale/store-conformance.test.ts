@@ -36,7 +36,6 @@ after(async () => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-
 const ENGINES: Engine[] = [
   { name: 'SQLite', env: () => ({}) },
   { name: 'PostgreSQL', env: () => ({ DATABASE_URL: databaseUrls.get('PostgreSQL')! }) },
@@ -74,7 +73,12 @@ for (const [index, engine] of ENGINES.entries()) {
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-conformance-'));
       dirs.push(dataDir);
       const config = loadConfig({ DATA_DIR: dataDir, ...engine.env() }, []);
-      const backend = await openBackend(config, createAuditLog(() => {}), (data) => Math.min(data.createdAt + 3_600_000, data.lastSeenAt + idleMs), 'x'.repeat(64));
+      const backend = await openBackend(
+        config,
+        createAuditLog(() => {}),
+        (data) => Math.min(data.createdAt + 3_600_000, data.lastSeenAt + idleMs),
+        'x'.repeat(64),
+      );
       store = backend.store;
     });
     after(async () => {
@@ -109,13 +113,19 @@ for (const [index, engine] of ENGINES.entries()) {
       assert.deepEqual(await store.findRoom('team'), { name: 'team', owner: 'alice', private: true });
       assert.equal(await store.isMember('team', 'alice'), true);
       assert.equal(await store.isMember('team', 'bob'), false);
-      assert.deepEqual((await store.roomsFor('bob')).map((r) => r.name), ['lobby']);
+      assert.deepEqual(
+        (await store.roomsFor('bob')).map((r) => r.name),
+        ['lobby'],
+      );
       assert.equal(await store.invite('team', 'bob', 'bob', 7, CAPS), 'forbidden', 'only the owner invites');
       assert.equal(await store.invite('team', 'alice', 'bob', 7, CAPS), 'invited');
       assert.equal(await store.invite('team', 'alice', 'bob', 8, CAPS), 'already_invited');
       assert.deepEqual(await store.invitationsFor('bob'), [{ room: 'team', from: 'alice' }]);
       assert.equal(await store.isMember('team', 'bob'), false, 'an invitation is not a membership');
-      assert.deepEqual((await store.roomsFor('bob')).map((r) => r.name), ['lobby']);
+      assert.deepEqual(
+        (await store.roomsFor('bob')).map((r) => r.name),
+        ['lobby'],
+      );
       assert.deepEqual(await store.membersOf('team'), { members: ['alice'], invited: ['bob'] });
       assert.equal(await store.accept('team', 'bob', 9, CAPS), 'joined');
       assert.equal(await store.accept('team', 'bob', 9, CAPS), 'no_such_invitation', 'accepted once');
@@ -162,12 +172,21 @@ for (const [index, engine] of ENGINES.entries()) {
       for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!);
       const latest = await store.history('lobby', 10);
       assert.equal(latest.more, true);
-      assert.deepEqual(latest.messages.map((m) => m.id), ids.slice(-10));
+      assert.deepEqual(
+        latest.messages.map((m) => m.id),
+        ids.slice(-10),
+      );
       assert.deepEqual(latest.messages[9], { id: ids[22], user: 'alice', html: '<b>m22</b>', ts: 1022 });
       const older = await store.history('lobby', 10, latest.messages[0]!.id);
-      assert.deepEqual(older.messages.map((m) => m.id), ids.slice(3, 13));
+      assert.deepEqual(
+        older.messages.map((m) => m.id),
+        ids.slice(3, 13),
+      );
       const oldest = await store.history('lobby', 10, older.messages[0]!.id);
-      assert.deepEqual(oldest.messages.map((m) => m.id), ids.slice(0, 3));
+      assert.deepEqual(
+        oldest.messages.map((m) => m.id),
+        ids.slice(0, 3),
+      );
       assert.equal(oldest.more, false);
       assert.deepEqual(await store.history('team', 10), { messages: [], more: false });
     });
@@ -184,7 +203,10 @@ for (const [index, engine] of ENGINES.entries()) {
       assert.equal(posted.ok, true);
       assert.equal(await store.leave('den', 'mia'), true);
       assert.deepEqual(await store.addMessage({ room: 'den', user: 'mia', text: 'after', html: 'after', ts: 3 }), { ok: false }, 'removed');
-      assert.deepEqual((await store.history('den', 10)).messages.map((m) => m.html), ['hi']);
+      assert.deepEqual(
+        (await store.history('den', 10)).messages.map((m) => m.html),
+        ['hi'],
+      );
     });
 
     test('messages: a retried clientId is stored once and answers with the first id; other users and rooms have their own ids', async () => {
@@ -196,7 +218,14 @@ for (const [index, engine] of ENGINES.entries()) {
       const bobs = await store.addMessage({ room: 'lobby', user: 'bob', text: 'mine', html: 'mine', ts: 3, clientId: 'c-1' });
       assert.ok(bobs.ok && !bobs.duplicate && bobs.id !== first.id);
       const latest = await store.history('lobby', 3);
-      assert.deepEqual(latest.messages.slice(-2).map((m) => [m.user, m.html]), [['alice', 'once'], ['bob', 'mine']], 'the retry stored nothing');
+      assert.deepEqual(
+        latest.messages.slice(-2).map((m) => [m.user, m.html]),
+        [
+          ['alice', 'once'],
+          ['bob', 'mine'],
+        ],
+        'the retry stored nothing',
+      );
     });
 
     test('sessions: stored, read back, destroyed; unreadable once their deadline (idle timeout) has passed', async () => {
@@ -250,7 +279,10 @@ describe('PostgreSQL migrations', () => {
       const results = await Promise.all(pools.map((pool) => migrate(pool)));
       assert.ok(results.every((version) => version === results[0]));
       const { rows } = await pools[0]!.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-      assert.deepEqual(rows.map((r) => r.version), Array.from({ length: results[0]! }, (_, i) => i + 1));
+      assert.deepEqual(
+        rows.map((r) => r.version),
+        Array.from({ length: results[0]! }, (_, i) => i + 1),
+      );
       const lobby = await pools[0]!.query('SELECT count(*)::int AS n FROM rooms WHERE name = $1', ['lobby']);
       assert.equal(lobby.rows[0].n, 1);
     } finally {

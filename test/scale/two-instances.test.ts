@@ -53,7 +53,10 @@ describe('two instances, one Redis, one PostgreSQL', () => {
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
       // Each migration once (1: the schema; 2: credential versions and client ids; 3: invitations;
       // 4: message source text), not once per instance.
-      assert.deepEqual(rows.map((r) => r.version), [1, 2, 3, 4]);
+      assert.deepEqual(
+        rows.map((r) => r.version),
+        [1, 2, 3, 4],
+      );
     } finally {
       await client.end();
     }
@@ -93,7 +96,10 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     const fresh = await joined(a, await login(a, 'bob'));
     const history = fresh.frames.find((f) => f.type === 'history');
     assert.ok(history && history.type === 'history');
-    assert.deepEqual(history.messages.slice(-2).map((m) => m.id), [ack.id, ackB.id]);
+    assert.deepEqual(
+      history.messages.slice(-2).map((m) => m.id),
+      [ack.id, ackB.id],
+    );
     for (const c of [aliceOnA, bobOnB, fresh]) c.ws.close();
   });
 
@@ -166,7 +172,10 @@ describe('two instances, one Redis, one PostgreSQL', () => {
     change = await ownerOnA.next('presence_change');
     assert.deepEqual(change, { type: 'presence_change', room: 'presence-room', user: 'pres-guest', online: false });
     await sleep(200);
-    assert.deepEqual(spyOnB.frames.filter((f) => f.type !== 'rooms' && f.type !== 'invitations' && f.type !== 'error'), []);
+    assert.deepEqual(
+      spyOnB.frames.filter((f) => f.type !== 'rooms' && f.type !== 'invitations' && f.type !== 'error'),
+      [],
+    );
     ownerOnA.ws.close();
     spyOnB.ws.close();
   });
