@@ -1,3 +1,4 @@
+// tier: unit
 // client/state.ts (DOM-free): a room holds at most MAX_ROOM_MESSAGES messages, whatever
 // arrives — a tab left open in a busy room stays the same size. The oldest are dropped
 // and `more` set so "Load older messages" brings them back; loading older at the cap drops
