@@ -104,6 +104,15 @@ describe('what you type is what they see (two people in Chromium)', () => {
     assert.equal(await code.locator('pre code').innerText(), 'if (a<b) {\n  x = 1;\n}\n');
     assert.equal((await bodies(bob.page).locator('strong', { hasText: 'bold' }).count()) > 0, true);
     assert.equal(await bodies(bob.page).locator('a[href="https://example.com/docs"] + .link-host').first().innerText(), 'example.com');
+    // The picture in the README: a few of each, as a reader sees them.
+    for (const text of [
+      'if (a<b && c>d) { x = 1 } — use <div> tags. I <3 you & "quotes" too',
+      '**bold**, *italic*, `inline code`, and a link: https://example.org/docs',
+      '```\nfor (let i = 0; i < 3; i++) {\n  console.log(i);\n}\n```',
+      '# not a heading, [not a link](javascript:alert(1)), 2\\*3\\*4 = 24',
+    ]) {
+      await typeAndDeliver(text);
+    }
     await screenshot(bob.page, 'text-as-typed');
   });
 
