@@ -86,7 +86,9 @@ for (const backend of [{ name: 'SQLite', options: async () => ({}) }, ...RACE_BA
       await sleep(100);
       const fromStranger = victim.frames.slice(mark).filter((f) => f.type === 'invitation_added' && f.invitation.from === 'stranger').length;
       const refusals = errorsOf(stranger.client);
-      console.log(`# one stranger, 20 rooms: ${fromStranger} invitations reached the victim; ${refusals.length} refused (${[...new Set(refusals)].join(', ')})`);
+      console.log(
+        `# one stranger, 20 rooms: ${fromStranger} invitations reached the victim; ${refusals.length} refused (${[...new Set(refusals)].join(', ')})`,
+      );
       assert.ok(fromStranger >= 1, 'the stranger may invite (that is the feature)');
 
       const friend = await owner(server, 'friend', 'friends', 1);
