@@ -182,9 +182,9 @@ class SharedStore implements ParleyStore {
     this.#mustAnnounce();
     return this.#data.accept(room, user, now, caps);
   }
-  async decline(room: string, user: string): Promise<boolean> {
+  async decline(room: string, user: string, now: number, caps: RoomCaps): Promise<string[]> {
     this.#mustAnnounce();
-    return this.#data.decline(room, user);
+    return this.#data.decline(room, user, now, caps);
   }
   async leave(room: string, user: string): Promise<boolean> {
     this.#mustAnnounce();

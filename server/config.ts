@@ -89,7 +89,12 @@ export type Config = {
   rooms: {
     roomsPerOwner: number;
     membershipsPerUser: number;
+    /** Pending invitations one user may hold, counting each inviter once: the backstop against many accounts. */
     pendingPerInvitee: number;
+    /** Pending invitations one inviter may hold for one invitee: one stranger cannot fill the invitee's list. */
+    pendingPerInviter: number;
+    /** How long a decline refuses that inviter's invitations to the decliner (0: not remembered). */
+    declineMs: number;
     /** Invitations one user may send per hour (a token bucket per inviter, per instance). */
     invitationsPerHour: number;
     /** How often an instance re-announces its presence on the bus; remote presence expires after 3 of these. */
@@ -344,7 +349,9 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     rooms: {
       roomsPerOwner: int(env, 'ROOMS_PER_OWNER', 20, 1, 100_000),
       membershipsPerUser: int(env, 'MEMBERSHIPS_PER_USER', 100, 1, 100_000),
-      pendingPerInvitee: int(env, 'PENDING_INVITATIONS_PER_USER', 20, 1, 10_000),
+      pendingPerInvitee: int(env, 'PENDING_INVITATIONS_PER_USER', 50, 1, 10_000),
+      pendingPerInviter: int(env, 'PENDING_INVITATIONS_PER_INVITER', 3, 1, 1000),
+      declineMs: int(env, 'INVITATION_DECLINE_DAYS', 30, 0, 3650) * 24 * 3600 * 1000,
       invitationsPerHour: int(env, 'INVITATIONS_PER_HOUR', 60, 1, 100_000),
       presenceRefreshMs: seconds(env, 'PRESENCE_REFRESH_SECONDS', 20, 0.1, 3600),
     },

@@ -102,6 +102,7 @@ export const ERROR_CODES = [
   'too_many_rooms',
   'too_many_memberships',
   'too_many_invitations',
+  'invitation_declined',
   'invite_rate_limited',
   'server_busy',
   'internal',

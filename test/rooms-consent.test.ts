@@ -49,7 +49,7 @@ for (const backend of [{ name: 'SQLite', options: async () => ({}) }, ...RACE_BA
     before(async () => {
       server = await startServer(await on(backend, FAST));
       cookies = {};
-      for (const name of ['owner', 'guest', 'shy', 'stranger', 'later']) cookies[name] = await signUp(server, name);
+      for (const name of ['owner', 'guest', 'shy', 'stranger', 'later', 'maybe']) cookies[name] = await signUp(server, name);
       owner = await joined(server, cookies['owner']!);
       guest = await joined(server, cookies['guest']!);
       shy = await joined(server, cookies['shy']!);
@@ -132,7 +132,7 @@ for (const backend of [{ name: 'SQLite', options: async () => ({}) }, ...RACE_BA
       assert.deepEqual(await owner.next('members'), { type: 'members', room: 'club', owner: 'owner', members: ['guest', 'owner'], invited: ['shy'] });
     });
 
-    test('decline: the invitation goes, no membership; declining again is refused', async () => {
+    test('decline: the invitation goes, no membership; declining again is refused; the inviter cannot invite again (remembered)', async () => {
       shy.send({ type: 'decline', room: 'club' });
       assert.deepEqual(await shy.next('invitation_removed'), { type: 'invitation_removed', room: 'club' });
       await nextEvent(owner, 'club', 'declined', 'shy');
@@ -140,16 +140,23 @@ for (const backend of [{ name: 'SQLite', options: async () => ({}) }, ...RACE_BA
       assert.equal((await refused(shy, { type: 'accept', room: 'club' })).code, 'no_such_invitation');
       assert.equal((await refused(shy, { type: 'join', room: 'club' })).code, 'forbidden');
       assert.equal(shy.frames.filter((f) => f.type === 'room_added').length, 0);
+      assert.equal((await refused(owner, { type: 'invite', room: 'club', user: 'shy' })).code, 'invitation_declined');
     });
 
-    test('remove a pending invitation (cancel): the invitee loses it and cannot accept it', async () => {
-      owner.send({ type: 'invite', room: 'club', user: 'shy' });
-      await shy.next('invitation_added');
-      owner.send({ type: 'remove', room: 'club', user: 'shy' });
-      assert.deepEqual(await shy.next('invitation_removed'), { type: 'invitation_removed', room: 'club' });
-      await nextEvent(owner, 'club', 'uninvited', 'shy');
-      assert.equal((await refused(shy, { type: 'accept', room: 'club' })).code, 'no_such_invitation');
-      assert.equal((await refused(owner, { type: 'remove', room: 'club', user: 'shy' })).code, 'no_such_user', 'neither member nor invited');
+    test('remove a pending invitation (cancel): the invitee loses it and cannot accept it; a cancel is not a decline', async () => {
+      const maybe = await open(server, cookies['maybe']!);
+      owner.send({ type: 'invite', room: 'club', user: 'maybe' });
+      await maybe.next('invitation_added');
+      owner.send({ type: 'remove', room: 'club', user: 'maybe' });
+      assert.deepEqual(await maybe.next('invitation_removed'), { type: 'invitation_removed', room: 'club' });
+      await nextEvent(owner, 'club', 'uninvited', 'maybe');
+      assert.equal((await refused(maybe, { type: 'accept', room: 'club' })).code, 'no_such_invitation');
+      assert.equal((await refused(owner, { type: 'remove', room: 'club', user: 'maybe' })).code, 'no_such_user', 'neither member nor invited');
+      owner.send({ type: 'invite', room: 'club', user: 'maybe' });
+      await maybe.next('invitation_added');
+      owner.send({ type: 'remove', room: 'club', user: 'maybe' });
+      await maybe.next('invitation_removed');
+      maybe.ws.close();
     });
 
     test('authorization on every new frame: only the owner invites and removes; nobody leaves the lobby; the owner cannot leave', async () => {
@@ -295,12 +302,17 @@ describe('caps: each configurable limit refuses with its own code', () => {
 
 // The review finding: six accounts put one person in 300 rooms in 12 s, pushing ~3 MB at them
 // (the whole room list was resent on each invitation). Now an invitation costs the invitee one
-// small frame, and the per-invitee cap bounds how many can be pending.
-for (const pending of ['20', '1000'])
-  describe(`a stranger's 50 invitations from 10 accounts (PENDING_INVITATIONS_PER_USER=${pending})`, () => {
+// small frame, and the caps (per inviter, and inviters per invitee) bound how many can be pending.
+for (const [pending, perInviter] of [
+  ['50', '3'],
+  ['1000', '1000'],
+])
+  describe(`a stranger's 50 invitations from 10 accounts (PENDING_INVITATIONS_PER_USER=${pending}, PENDING_INVITATIONS_PER_INVITER=${perInviter})`, () => {
     let server: TestServer;
     before(async () => {
-      server = await startServer({ env: { ...FAST, PENDING_INVITATIONS_PER_USER: pending, ROOMS_PER_OWNER: '10' } });
+      server = await startServer({
+        env: { ...FAST, PENDING_INVITATIONS_PER_USER: pending!, PENDING_INVITATIONS_PER_INVITER: perInviter!, ROOMS_PER_OWNER: '10' },
+      });
     });
     after(() => server?.close());
 
@@ -333,7 +345,7 @@ for (const pending of ['20', '1000'])
       }
       await Promise.all(attackers.map((client) => settled(client, 'lobby')));
       await sleep(300);
-      console.log(`# 50 invitations (pending cap ${pending}): the victim received ${frames} frames, ${bytes} bytes`);
+      console.log(`# 50 invitations (pending caps ${pending} inviters, ${perInviter} per inviter): the victim received ${frames} frames, ${bytes} bytes`);
       assert.ok(frames > 0, 'the invitations did reach the victim');
       assert.ok(bytes < 64 * 1024, `${bytes} bytes`);
       for (const c of [victim, ...attackers]) c.ws.close();

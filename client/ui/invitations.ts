@@ -46,7 +46,14 @@ function renderInvitation({ room, from }: Invitation): HTMLLIElement {
       'button',
       {
         className: action === 'accept' ? 'primary' : '',
-        attrs: { type: 'button', 'data-room': room, 'data-action': action, 'data-testid': `${action}-${room}` },
+        attrs: {
+          type: 'button',
+          'data-room': room,
+          'data-action': action,
+          'data-testid': `${action}-${room}`,
+          // A decline is "not from you" (decision 018): the server withdraws the inviter's other invitations and refuses new ones for a while.
+          ...(action === 'decline' ? { title: `Decline: ${from} cannot invite you again for a while` } : {}),
+        },
       },
       document.createTextNode(label),
       el('span', { className: 'visually-hidden', text: ` invitation to ${room}` }),

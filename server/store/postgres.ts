@@ -81,6 +81,14 @@ const MIGRATIONS: string[] = [
    CREATE INDEX rooms_owner ON rooms(owner);`,
   // A message is text (rendered to HTML when sent): its source is kept. NULL for messages stored before.
   `ALTER TABLE messages ADD COLUMN text TEXT;`,
+  // A decline is remembered per (invitee, inviter): that inviter's invitations to the decliner are
+  // refused for INVITATION_DECLINE_DAYS (decision 018, amendment). One row per pair, renewed by each decline.
+  `CREATE TABLE invitation_declines (
+     "user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     inviter TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     declined_at BIGINT NOT NULL,
+     PRIMARY KEY ("user", inviter)
+   );`,
 ];
 
 /** pg_advisory_xact_lock key: "parley" in ASCII. Two instances starting together take turns. */
@@ -281,29 +289,47 @@ export class PostgresStore implements ParleyStore {
   }
 
   async invite(room: string, from: string, user: string, now: number, caps: RoomCaps): Promise<Invited> {
-    // Authorization (owner of a private room), consent state and the invitee's cap, in the insert itself.
-    const inserted = await this.#query(
-      `INSERT INTO invitations (room, "user", inviter, invited_at)
-       SELECT r.name, $3::text, $2::text, $4::bigint FROM rooms r
-       WHERE r.name = $1::text AND r.private AND r.owner = $2::text
-         AND NOT EXISTS (SELECT 1 FROM members m WHERE m.room = r.name AND m."user" = $3::text)
-         AND (SELECT count(*) FROM invitations i WHERE i."user" = $3::text) < $5
-       ON CONFLICT DO NOTHING`,
-      [room, from, user, now, caps.pendingPerInvitee],
-    );
-    if (inserted.rowCount === 1) return 'invited';
-    // Nothing stored: say why (these reads only name the refusal; nothing is acted on them).
-    const { rows } = await this.#query<{ owns: boolean; member: boolean; invited: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM rooms WHERE name = $1 AND private AND owner = $2) AS owns,
-              EXISTS (SELECT 1 FROM members WHERE room = $1 AND "user" = $3) AS member,
-              EXISTS (SELECT 1 FROM invitations WHERE room = $1 AND "user" = $3) AS invited`,
-      [room, from, user],
-    );
-    const why = rows[0];
-    if (!why?.owns) return 'forbidden';
-    if (why.member) return 'already_member';
-    if (why.invited) return 'already_invited';
-    return 'too_many_invitations';
+    // Under the invitee's lock, so that invitations to one user (and their declines) take turns:
+    // under READ COMMITTED two inserts at the same instant could otherwise both pass the counts,
+    // or one pass the decline check while the decline commits (decision 015).
+    return this.#locked('parley:invitee', user, async (query) => {
+      // Authorization (owner of a private room), consent state (member, declined) and both caps,
+      // in the insert itself. The total counts inviters, not invitations: an inviter who already
+      // holds a slot adds to it up to their own cap; a new inviter needs a free slot.
+      const inserted = await query(
+        `INSERT INTO invitations (room, "user", inviter, invited_at)
+         SELECT r.name, $3::text, $2::text, $4::bigint FROM rooms r
+         WHERE r.name = $1::text AND r.private AND r.owner = $2::text
+           AND NOT EXISTS (SELECT 1 FROM members m WHERE m.room = r.name AND m."user" = $3::text)
+           AND NOT EXISTS (SELECT 1 FROM invitation_declines d WHERE d."user" = $3::text AND d.inviter = $2::text AND d.declined_at > $4::bigint - $7::bigint)
+           AND (SELECT count(*) FROM invitations i WHERE i."user" = $3::text AND i.inviter = $2::text) < $6
+           AND (EXISTS (SELECT 1 FROM invitations i WHERE i."user" = $3::text AND i.inviter = $2::text)
+                OR (SELECT count(DISTINCT i.inviter) FROM invitations i WHERE i."user" = $3::text) < $5)
+         ON CONFLICT DO NOTHING`,
+        [room, from, user, now, caps.pendingPerInvitee, caps.pendingPerInviter, caps.declineMs],
+      );
+      if (inserted.rowCount === 1) {
+        // The decliner inviting the one they declined is their own way back: their decline ends.
+        await query('DELETE FROM invitation_declines WHERE "user" = $1 AND inviter = $2', [from, user]);
+        return 'invited';
+      }
+      // Nothing stored: say why (these reads only name the refusal; nothing is acted on them).
+      const { rows } = await query<{ owns: boolean; member: boolean; invited: boolean; declined: boolean; mine: string }>(
+        `SELECT EXISTS (SELECT 1 FROM rooms WHERE name = $1 AND private AND owner = $2) AS owns,
+                EXISTS (SELECT 1 FROM members WHERE room = $1 AND "user" = $3) AS member,
+                EXISTS (SELECT 1 FROM invitations WHERE room = $1 AND "user" = $3) AS invited,
+                EXISTS (SELECT 1 FROM invitation_declines WHERE "user" = $3 AND inviter = $2 AND declined_at > $4::bigint - $5::bigint) AS declined,
+                (SELECT count(*) FROM invitations WHERE "user" = $3 AND inviter = $2) AS mine`,
+        [room, from, user, now, caps.declineMs],
+      );
+      const why = rows[0];
+      if (!why?.owns) return 'forbidden';
+      if (why.member) return 'already_member';
+      if (why.invited) return 'already_invited';
+      if (why.declined) return 'declined';
+      if (Number(why.mine) >= caps.pendingPerInviter) return 'inviter_cap';
+      return 'too_many_invitations';
+    });
   }
 
   /**
@@ -312,6 +338,11 @@ export class PostgresStore implements ParleyStore {
    * commit between them and leave a membership the owner had just cancelled.
    */
   async #pairLocked<T>(room: string, user: string, work: (query: Query) => Promise<T>): Promise<T> {
+    return this.#locked('parley:pair', `${room}/${user}`, work);
+  }
+
+  /** A transaction that first takes the advisory lock of `key` in `space`. */
+  async #locked<T>(space: string, key: string, work: (query: Query) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.#pool.connect();
@@ -331,7 +362,7 @@ export class PostgresStore implements ParleyStore {
     };
     try {
       await query('BEGIN');
-      await query(`SELECT pg_advisory_xact_lock(hashtext('parley:pair'), hashtext($1 || '/' || $2))`, [room, user]);
+      await query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [space, key]);
       const result = await work(query);
       await query('COMMIT');
       return result;
@@ -366,8 +397,26 @@ export class PostgresStore implements ParleyStore {
     return rows[0]?.invited ? 'too_many_memberships' : 'no_such_invitation';
   }
 
-  async decline(room: string, user: string): Promise<boolean> {
-    return (await this.#query('DELETE FROM invitations WHERE room = $1 AND "user" = $2', [room, user])).rowCount === 1;
+  async decline(room: string, user: string, now: number, caps: RoomCaps): Promise<string[]> {
+    // Under the invitee's lock, like `invite`: an invitation of the same inviter racing the
+    // decline is either withdrawn by it or refused by the record it leaves.
+    return this.#locked('parley:invitee', user, async (query) => {
+      const { rows } = await query<{ room: string }>(
+        `WITH gone AS (
+           DELETE FROM invitations i WHERE i."user" = $2
+             AND i.inviter = (SELECT inviter FROM invitations WHERE room = $1 AND "user" = $2)
+           RETURNING i.room, i.inviter
+         ), remembered AS (
+           INSERT INTO invitation_declines ("user", inviter, declined_at) SELECT DISTINCT $2, inviter, $3::bigint FROM gone
+           ON CONFLICT ("user", inviter) DO UPDATE SET declined_at = excluded.declined_at
+         )
+         SELECT room FROM gone`,
+        [room, user, now],
+      );
+      // Expired declines go (and this one at once if declines are not remembered).
+      await query('DELETE FROM invitation_declines WHERE "user" = $1 AND declined_at <= $2', [user, now - caps.declineMs]);
+      return rows.map((row) => row.room);
+    });
   }
 
   async leave(room: string, user: string): Promise<boolean> {

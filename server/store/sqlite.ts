@@ -77,6 +77,14 @@ const MIGRATIONS: string[] = [
    CREATE INDEX rooms_owner ON rooms(owner);`,
   // A message is text (rendered to HTML when sent): its source is kept. NULL for messages stored before.
   `ALTER TABLE messages ADD COLUMN text TEXT;`,
+  // A decline is remembered per (invitee, inviter): that inviter's invitations to the decliner are
+  // refused for INVITATION_DECLINE_DAYS (decision 018, amendment). One row per pair, renewed by each decline.
+  `CREATE TABLE invitation_declines (
+     user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     inviter TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     declined_at INTEGER NOT NULL,
+     PRIMARY KEY (user, inviter)
+   ) STRICT, WITHOUT ROWID;`,
 ];
 
 function migrate(db: DatabaseSync): void {
@@ -148,17 +156,38 @@ export class SqliteStore implements ParleyStore {
       ownedCount: db.prepare('SELECT count(*) AS n FROM rooms WHERE owner = ?'),
       memberCount: db.prepare('SELECT count(*) AS n FROM members WHERE user = ?'),
       roomExists: db.prepare('SELECT 1 AS yes FROM rooms WHERE name = ?'),
-      // Authorization (owner of a private room), consent state and the invitee's cap, in the insert itself.
+      // Authorization (owner of a private room), consent state (member, declined) and both caps,
+      // in the insert itself. The total counts inviters, not invitations: an inviter who already
+      // holds a slot adds to it up to their own cap; a new inviter needs a free slot.
       invite: db.prepare(
         `INSERT INTO invitations (room, user, inviter, invited_at)
          SELECT r.name, ?3, ?2, ?4 FROM rooms r
          WHERE r.name = ?1 AND r.private = 1 AND r.owner = ?2
            AND NOT EXISTS (SELECT 1 FROM members m WHERE m.room = r.name AND m.user = ?3)
-           AND (SELECT count(*) FROM invitations i WHERE i.user = ?3) < ?5
+           AND NOT EXISTS (SELECT 1 FROM invitation_declines d WHERE d.user = ?3 AND d.inviter = ?2 AND d.declined_at > ?4 - ?7)
+           AND (SELECT count(*) FROM invitations i WHERE i.user = ?3 AND i.inviter = ?2) < ?6
+           AND (EXISTS (SELECT 1 FROM invitations i WHERE i.user = ?3 AND i.inviter = ?2)
+                OR (SELECT count(DISTINCT i.inviter) FROM invitations i WHERE i.user = ?3) < ?5)
          ON CONFLICT DO NOTHING`,
       ),
+      // Only names a refused invite (nothing is acted on it).
+      whyNotInvited: db.prepare(
+        `SELECT EXISTS (SELECT 1 FROM rooms WHERE name = ?1 AND private = 1 AND owner = ?2) AS owns,
+                EXISTS (SELECT 1 FROM members WHERE room = ?1 AND user = ?3) AS member,
+                EXISTS (SELECT 1 FROM invitations WHERE room = ?1 AND user = ?3) AS invited,
+                EXISTS (SELECT 1 FROM invitation_declines WHERE user = ?3 AND inviter = ?2 AND declined_at > ?4 - ?5) AS declined,
+                (SELECT count(*) FROM invitations WHERE user = ?3 AND inviter = ?2) AS mine`,
+      ),
+      // The decliner inviting the one they declined is their own way back: their decline ends.
+      forgiveDecline: db.prepare('DELETE FROM invitation_declines WHERE user = ? AND inviter = ?'),
+      inviterOf: db.prepare('SELECT inviter FROM invitations WHERE room = ? AND user = ?'),
+      withdrawInvitations: db.prepare('DELETE FROM invitations WHERE user = ? AND inviter = ? RETURNING room'),
+      rememberDecline: db.prepare(
+        `INSERT INTO invitation_declines (user, inviter, declined_at) VALUES (?, ?, ?)
+         ON CONFLICT (user, inviter) DO UPDATE SET declined_at = excluded.declined_at`,
+      ),
+      forgetDeclines: db.prepare('DELETE FROM invitation_declines WHERE user = ? AND declined_at <= ?'),
       invitationExists: db.prepare('SELECT 1 AS yes FROM invitations WHERE room = ? AND user = ?'),
-      ownsPrivate: db.prepare('SELECT 1 AS yes FROM rooms WHERE name = ? AND private = 1 AND owner = ?'),
       acceptInsert: db.prepare(
         `INSERT INTO members (room, user, added_at)
          SELECT i.room, i.user, ?3 FROM invitations i
@@ -230,12 +259,27 @@ export class SqliteStore implements ParleyStore {
   }
 
   async invite(room: string, from: string, user: string, now: number, caps: RoomCaps): Promise<Invited> {
-    if (this.#q['invite']!.run(room, from, user, now, caps.pendingPerInvitee).changes === 1) return 'invited';
-    // Nothing stored: say why (these reads only name the refusal; nothing is acted on them).
-    if (!this.#q['ownsPrivate']!.get(room, from)) return 'forbidden';
-    if (this.#q['isMember']!.get(room, user)) return 'already_member';
-    if (this.#q['invitationExists']!.get(room, user)) return 'already_invited';
-    return 'too_many_invitations';
+    return this.#transaction(() => {
+      const args = [room, from, user, now, caps.pendingPerInvitee, caps.pendingPerInviter, caps.declineMs] as const;
+      if (this.#q['invite']!.run(...args).changes === 1) {
+        this.#q['forgiveDecline']!.run(from, user);
+        return 'invited';
+      }
+      // Nothing stored: say why (these reads only name the refusal; nothing is acted on them).
+      const why = this.#q['whyNotInvited']!.get(room, from, user, now, caps.declineMs) as {
+        owns: number;
+        member: number;
+        invited: number;
+        declined: number;
+        mine: number;
+      };
+      if (!why.owns) return 'forbidden';
+      if (why.member) return 'already_member';
+      if (why.invited) return 'already_invited';
+      if (why.declined) return 'declined';
+      if (Number(why.mine) >= caps.pendingPerInviter) return 'inviter_cap';
+      return 'too_many_invitations';
+    });
   }
 
   async accept(room: string, user: string, now: number, caps: RoomCaps): Promise<Accepted> {
@@ -248,8 +292,15 @@ export class SqliteStore implements ParleyStore {
     });
   }
 
-  async decline(room: string, user: string): Promise<boolean> {
-    return this.#q['deleteInvitation']!.run(room, user).changes === 1;
+  async decline(room: string, user: string, now: number, caps: RoomCaps): Promise<string[]> {
+    return this.#transaction(() => {
+      const row = this.#q['inviterOf']!.get(room, user) as { inviter: string } | undefined;
+      if (!row) return [];
+      const rooms = (this.#q['withdrawInvitations']!.all(user, row.inviter) as Array<{ room: string }>).map((r) => r.room);
+      this.#q['rememberDecline']!.run(user, row.inviter, now);
+      this.#q['forgetDeclines']!.run(user, now - caps.declineMs); // expired ones (and this one if declines are not remembered)
+      return rooms;
+    });
   }
 
   async leave(room: string, user: string): Promise<boolean> {

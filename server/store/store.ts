@@ -51,9 +51,23 @@ export type NewMessage = { room: string; user: string; text: string; html: strin
 export type Posted = { ok: true; id: number; duplicate: boolean } | { ok: false };
 
 /** Caps on what one user may hold or put in front of another (ROOMS_PER_OWNER, …: config.ts). */
-export type RoomCaps = { roomsPerOwner: number; membershipsPerUser: number; pendingPerInvitee: number };
+export type RoomCaps = {
+  roomsPerOwner: number;
+  membershipsPerUser: number;
+  /** Distinct inviters whose invitations one user may hold pending (the backstop against many accounts). */
+  pendingPerInvitee: number;
+  /** Pending invitations one inviter may hold for one invitee. */
+  pendingPerInviter: number;
+  /** How long a decline refuses that inviter's invitations to the decliner, in ms (0: not remembered). */
+  declineMs: number;
+};
 export type Created = 'created' | 'exists' | 'too_many_rooms' | 'too_many_memberships';
-export type Invited = 'invited' | 'already_member' | 'already_invited' | 'too_many_invitations' | 'forbidden';
+/**
+ * `inviter_cap`: this inviter already holds `pendingPerInviter` invitations for this invitee;
+ * `too_many_invitations`: the invitee holds invitations from `pendingPerInvitee` other inviters;
+ * `declined`: the invitee declined this inviter less than `declineMs` ago.
+ */
+export type Invited = 'invited' | 'already_member' | 'already_invited' | 'declined' | 'inviter_cap' | 'too_many_invitations' | 'forbidden';
 export type Accepted = 'joined' | 'no_such_invitation' | 'too_many_memberships';
 /** The owner's `remove`: a member removed, a pending invitation cancelled, or neither existed. */
 export type Removed = 'member' | 'invitation' | 'none';
@@ -88,15 +102,21 @@ export interface ParleyStore {
   roomsFor(user: string): Promise<RoomInfo[]>;
   isMember(room: string, user: string): Promise<boolean>;
   /**
-   * A pending invitation, never a membership: stored only if, in the same statement, `from`
-   * owns the private room, `user` is neither a member nor already invited, and `user` holds
-   * fewer than `caps.pendingPerInvitee` pending invitations.
+   * A pending invitation, never a membership: stored only if, in the same statement (or, on
+   * PostgreSQL, under the invitee's lock), `from` owns the private room, `user` is neither a
+   * member nor already invited, has not declined `from` within `caps.declineMs`, holds fewer
+   * than `caps.pendingPerInviter` invitations from `from`, and — if `from` holds none yet —
+   * holds invitations from fewer than `caps.pendingPerInvitee` inviters.
    */
   invite(room: string, from: string, user: string, now: number, caps: RoomCaps): Promise<Invited>;
   /** The invitation becomes a membership and is deleted, in one transaction, only if it still exists and the cap allows it. */
   accept(room: string, user: string, now: number, caps: RoomCaps): Promise<Accepted>;
-  /** Deletes the invitation; false if there was none. */
-  decline(room: string, user: string): Promise<boolean>;
+  /**
+   * Declines the invitation to `room`: in one transaction, deletes every pending invitation of
+   * its inviter to `user` and remembers the decline (see `invite`). Returns the rooms whose
+   * invitations were deleted, `room` among them; empty if there was no invitation to `room`.
+   */
+  decline(room: string, user: string, now: number, caps: RoomCaps): Promise<string[]>;
   /** Ends a membership, never the owner's (the statement checks it); false if nothing was deleted. */
   leave(room: string, user: string): Promise<boolean>;
   /** The owner's removal: the membership (never the owner's) or else the pending invitation. */

@@ -158,7 +158,7 @@ export function createHandlers(deps: HandlerDeps) {
         return connection.sendError('invite_rate_limited', 'You have sent as many invitations as allowed for now. Try again later.');
       }
       if (!(await store.findUser(frame.user))) return connection.sendError('no_such_user', 'No such user.');
-      // Owner, consent state and the invitee's cap are checked again in the insert itself.
+      // Owner, consent state (member, declined) and the caps are checked again in the insert itself.
       const invited = await store.invite(frame.room, connection.user, frame.user, Date.now(), caps);
       switch (invited) {
         case 'invited':
@@ -168,6 +168,12 @@ export function createHandlers(deps: HandlerDeps) {
           return connection.sendError('already_member', `${frame.user} is already a member of ${frame.room}.`);
         case 'already_invited':
           return connection.sendError('already_invited', `${frame.user} already has a pending invitation to ${frame.room}.`);
+        // The inviter learns their own state, and that the invitee declined them (the 'declined' line
+        // and the member list told them already); nothing about who else invited the invitee.
+        case 'declined':
+          return connection.sendError('invitation_declined', `${frame.user} declined your invitation; you cannot invite them again for now.`);
+        case 'inviter_cap':
+          return connection.sendError('too_many_invitations', `You have as many pending invitations to ${frame.user} as allowed. Wait until they answer.`);
         case 'too_many_invitations':
           return connection.sendError('too_many_invitations', `${frame.user} has as many pending invitations as allowed.`);
         case 'forbidden':
@@ -202,8 +208,11 @@ export function createHandlers(deps: HandlerDeps) {
     },
 
     async decline(connection, { room }) {
-      if (!(await store.decline(room, connection.user))) return connection.sendError('no_such_invitation', 'You have no pending invitation to that room.');
-      event(room, 'declined', connection.user);
+      // "Not from you": the inviter's other pending invitations to this user go too, and the
+      // store refuses their next ones for INVITATION_DECLINE_DAYS (decision 018, amendment).
+      const withdrawn = await store.decline(room, connection.user, Date.now(), caps);
+      if (withdrawn.length === 0) return connection.sendError('no_such_invitation', 'You have no pending invitation to that room.');
+      for (const gone of withdrawn) event(gone, 'declined', connection.user);
       await changed(connection.user);
     },
 

@@ -284,7 +284,7 @@ describe('changes the other instances must hear about are refused while the bus 
     const { store } = backend;
     await store.createUser('owner', 'hash', 1);
     await store.createUser('member', 'hash', 1);
-    const caps = { roomsPerOwner: 10, membershipsPerUser: 10, pendingPerInvitee: 10 };
+    const caps = { roomsPerOwner: 10, membershipsPerUser: 10, pendingPerInvitee: 10, pendingPerInviter: 10, declineMs: 0 };
     assert.equal(await store.createRoom('team', 'owner', 1, caps), 'created');
     assert.equal(await store.invite('team', 'owner', 'member', 1, caps), 'invited');
     assert.equal(await store.accept('team', 'member', 1, caps), 'joined');

@@ -19,7 +19,7 @@ import { sessionIdHash } from '../../server/store/session-id.ts';
 import type { ParleyStore } from '../../server/store/store.ts';
 import { freshDatabase, startPostgres, startRedis, type PostgresService, type RedisService } from '../helpers/services.ts';
 
-const CAPS = { roomsPerOwner: 100, membershipsPerUser: 100, pendingPerInvitee: 100 };
+const CAPS = { roomsPerOwner: 100, membershipsPerUser: 100, pendingPerInvitee: 100, pendingPerInviter: 100, declineMs: 1000 };
 
 type Engine = { name: string; env: () => Record<string, string> };
 
@@ -142,17 +142,17 @@ for (const [index, engine] of ENGINES.entries()) {
       assert.equal(await store.isMember('team', 'alice'), true);
       assert.equal(await store.invite('team', 'alice', 'bob', 11, CAPS), 'invited');
       assert.equal(await store.removeMember('team', 'bob'), 'invitation', 'a pending invitation is cancelled');
-      assert.equal(await store.decline('team', 'bob'), false);
+      assert.deepEqual(await store.decline('team', 'bob', 12, CAPS), [], 'nothing to decline');
     });
 
     test('rooms: caps are checked with the act (rooms per owner, memberships per user, pending invitations per invitee)', async () => {
-      const tight = { roomsPerOwner: 2, membershipsPerUser: 3, pendingPerInvitee: 1 };
+      const tight = { roomsPerOwner: 2, membershipsPerUser: 3, pendingPerInvitee: 1, pendingPerInviter: 1, declineMs: 1000 };
       for (const name of ['cap-o', 'cap-m', 'cap-x']) await store.createUser(name, 'h', 1);
       assert.equal(await store.createRoom('cap-1', 'cap-o', 1, tight), 'created');
       assert.equal(await store.createRoom('cap-2', 'cap-o', 1, tight), 'created');
       assert.equal(await store.createRoom('cap-3', 'cap-o', 1, tight), 'too_many_rooms');
       assert.equal(await store.invite('cap-1', 'cap-o', 'cap-m', 1, tight), 'invited');
-      assert.equal(await store.invite('cap-2', 'cap-o', 'cap-m', 1, tight), 'too_many_invitations');
+      assert.equal(await store.invite('cap-2', 'cap-o', 'cap-m', 1, tight), 'inviter_cap');
       assert.equal(await store.accept('cap-1', 'cap-m', 1, tight), 'joined');
       assert.equal(await store.createRoom('cap-m1', 'cap-m', 1, tight), 'created');
       assert.equal(await store.createRoom('cap-m2', 'cap-m', 1, tight), 'created');
@@ -160,6 +160,34 @@ for (const [index, engine] of ENGINES.entries()) {
       assert.equal(await store.accept('cap-2', 'cap-m', 1, tight), 'too_many_memberships');
       assert.equal(await store.isMember('cap-2', 'cap-m'), false);
       assert.deepEqual(await store.invitationsFor('cap-m'), [{ room: 'cap-2', from: 'cap-o' }], 'the invitation stays pending');
+    });
+
+    test('invitations: the total counts inviters, each inviter has a cap of their own, and a decline withdraws and refuses that inviter for declineMs', async () => {
+      const caps = { roomsPerOwner: 10, membershipsPerUser: 10, pendingPerInvitee: 2, pendingPerInviter: 2, declineMs: 1000 };
+      for (const name of ['dv', 'di1', 'di2', 'di3']) await store.createUser(name, 'h', 1);
+      for (const inviter of ['di1', 'di2', 'di3'])
+        for (const r of [1, 2, 3]) assert.equal(await store.createRoom(`${inviter}-${r}`, inviter, 1, caps), 'created');
+      assert.equal(await store.invite('di1-1', 'di1', 'dv', 10, caps), 'invited');
+      assert.equal(await store.invite('di1-2', 'di1', 'dv', 11, caps), 'invited', 'an inviter already holding a slot adds to it');
+      assert.equal(await store.invite('di1-3', 'di1', 'dv', 12, caps), 'inviter_cap');
+      assert.equal(await store.invite('di2-1', 'di2', 'dv', 13, caps), 'invited');
+      assert.equal(await store.invite('di3-1', 'di3', 'dv', 14, caps), 'too_many_invitations', 'two inviters fill the two slots');
+      assert.deepEqual((await store.decline('di1-1', 'dv', 100, caps)).sort(), ['di1-1', 'di1-2'], "all of that inviter's pending invitations");
+      assert.deepEqual(await store.invitationsFor('dv'), [{ room: 'di2-1', from: 'di2' }]);
+      assert.equal(await store.invite('di1-1', 'di1', 'dv', 101, caps), 'declined', 'the same room');
+      assert.equal(await store.invite('di1-3', 'di1', 'dv', 1099, caps), 'declined', 'another room, within declineMs');
+      assert.equal(await store.invite('di3-1', 'di3', 'dv', 102, caps), 'invited', 'the freed slot');
+      assert.equal(await store.invite('di1-3', 'di1', 'dv', 1100, caps), 'too_many_invitations', 'declineMs later the decline no longer counts');
+      // The decliner inviting the one they declined ends their decline.
+      assert.deepEqual(await store.decline('di2-1', 'dv', 200, caps), ['di2-1']);
+      assert.equal(await store.invite('di2-2', 'di2', 'dv', 201, caps), 'declined');
+      assert.equal(await store.createRoom('dv-1', 'dv', 1, caps), 'created');
+      assert.equal(await store.invite('dv-1', 'dv', 'di2', 202, caps), 'invited');
+      assert.equal(await store.invite('di2-2', 'di2', 'dv', 203, caps), 'invited');
+      // declineMs 0: a decline still withdraws, but is not remembered.
+      const forgetful = { ...caps, declineMs: 0 };
+      assert.deepEqual(await store.decline('di2-2', 'dv', 300, forgetful), ['di2-2']);
+      assert.equal(await store.invite('di2-2', 'di2', 'dv', 300, forgetful), 'invited');
     });
 
     test('messages: ids increase; history pages are oldest-first with `more`, and `before` walks back to the start', async () => {
