@@ -124,8 +124,10 @@ export type Config = {
     maxTags: number;
     /** …or a deeper nesting estimate than this. */
     maxDepth: number;
-    /** HTML messages waiting for a worker; past this they are refused (`server_busy`). */
+    /** Messages waiting for a worker; past this they are refused (`server_busy`). */
     maxQueue: number;
+    /** Largest HTML a message may render to (characters); more → `too_complex`. Stays under the bus bound (64 KiB). */
+    maxHtmlChars: number;
     /** Heap limit of each worker (MB); a message that needs more ends that worker (`too_complex`). */
     workerHeapMb: number;
   };
@@ -376,6 +378,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       maxTags: int(env, 'SANITIZE_MAX_TAGS', 100, 1, 2000),
       maxDepth: int(env, 'SANITIZE_MAX_DEPTH', 16, 1, 2000),
       maxQueue: int(env, 'SANITIZE_MAX_QUEUE', 256, 1, 100_000),
+      maxHtmlChars: int(env, 'SANITIZE_MAX_HTML_CHARS', 16_384, 1024, 65_536),
       workerHeapMb: int(env, 'SANITIZE_WORKER_HEAP_MB', 256, 32, 4096),
     },
     readiness: {

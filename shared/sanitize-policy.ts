@@ -27,6 +27,10 @@ export const LINK_REL = 'noopener noreferrer nofollow';
 export function installLinkHook(purify: DOMPurify): void {
   purify.addHook('afterSanitizeAttributes', (node) => {
     if (node.nodeName === 'A') {
+      // DOMPurify lets an empty href through (`<a href="">` is "safe": it links back to this page);
+      // the rule here is absolute https:/mailto: only, so it goes like any other href that fails it.
+      const href = node.getAttribute('href');
+      if (href !== null && !ALLOWED_URI_REGEXP.test(href)) node.removeAttribute('href');
       if (!node.hasAttribute('href')) {
         node.removeAttribute('rel');
         node.removeAttribute('target');

@@ -87,7 +87,7 @@ describe('the small pieces', () => {
       { SANITIZE_WORKERS: '3', SANITIZE_BUDGET_SECONDS: '0.05', SANITIZE_MAX_TAGS: '40', SANITIZE_MAX_DEPTH: '8', SANITIZE_MAX_QUEUE: '9' },
       [],
     );
-    assert.deepEqual(config.sanitize, { workers: 3, budgetMs: 50, maxTags: 40, maxDepth: 8, maxQueue: 9, workerHeapMb: 256 });
+    assert.deepEqual(config.sanitize, { workers: 3, budgetMs: 50, maxTags: 40, maxDepth: 8, maxQueue: 9, maxHtmlChars: 16_384, workerHeapMb: 256 });
     const defaults = loadConfig({}, []).sanitize;
     assert.ok(defaults.workers >= 1 && defaults.budgetMs === 200 && defaults.maxTags === 100 && defaults.maxDepth === 16);
     for (const [name, value] of [
@@ -252,6 +252,29 @@ describe('send over WSS, text (the default): what used to cost is text, Markdown
     other.ws.close();
   });
 
+  test('links by the hundred render past SANITIZE_MAX_HTML_CHARS: refused too_complex, nothing stored; with the bound raised they pass', async () => {
+    const links = '<a@b>'.repeat(400); // 2,000 characters → ~31,600 of HTML
+    // A generous time budget on both servers, so that only the output bound can refuse it.
+    const servers = [
+      await startServer({ env: { ...HIGH_RATE, SANITIZE_BUDGET_SECONDS: '10' } }),
+      await startServer({ env: { ...HIGH_RATE, SANITIZE_BUDGET_SECONDS: '10', SANITIZE_MAX_HTML_CHARS: '65536' } }),
+    ];
+    try {
+      const verdicts = [];
+      for (const [i, on] of servers.entries()) {
+        const linker = await sender(`linker${i}`, on);
+        linker.send({ type: 'send', room: 'lobby', text: links, clientId: 'links' });
+        verdicts.push(await answer(linker, 'links', 30_000));
+        linker.ws.close();
+      }
+      assert.deepEqual(verdicts[0], { type: 'error', code: 'too_complex' });
+      assert.equal(verdicts[1]!.type, 'ack', 'the same message passes with the bound at 64 KiB (the control)');
+      assert.equal((await historyOf(servers[0]!, await signUp(servers[0]!, 'auditor'))).size, 0, 'nothing stored');
+    } finally {
+      for (const on of servers) await on.close();
+    }
+  });
+
   test('Markdown over the time budget (10 ms here) is refused too_complex; the replaced worker serves the next message', async () => {
     // ~55 ms of work on this machine against a 10 ms budget; "**next**" takes well under 1 ms.
     const tight = await startServer({ env: { ...HIGH_RATE, SANITIZE_BUDGET_SECONDS: '0.01', SANITIZE_WORKERS: '1' } });
@@ -360,6 +383,9 @@ for (const engine of ['sqlite', 'postgresql'] as const) {
         { text: '<b>x\udc00</b>\ud83d', expected: '&lt;b&gt;x\ufffd&lt;/b&gt;\ufffd' },
         { text: '**x\udc00**', expected: '<strong>x\ufffd</strong>' },
         { text: 'pair 😀 stays', expected: 'pair 😀 stays' },
+        // NUL: PostgreSQL cannot store it (before: `internal`, nothing stored); CR LF is one line break.
+        { text: 'nul\u0000 and cr\r\nlf', expected: 'nul\ufffd and cr\nlf' },
+        { text: '**nul\u0000**', expected: '<strong>nul\ufffd</strong>' },
       ];
       const ids: number[] = [];
       for (const [i, c] of cases.entries()) {

@@ -21,7 +21,36 @@ const md = new MarkdownIt('zero', {
   typographer: false, // no smart quotes or dashes: what was typed is what is shown
   maxNesting: 20, // markdown-it's own bound on nesting (emphasis in links in emphasis …)
 });
-md.enable(['fence', 'escape', 'backticks', 'emphasis', 'link', 'autolink', 'linkify']);
+md.enable(['fence', 'backticks', 'emphasis', 'link', 'autolink', 'linkify']);
+
+// Backslash escapes only for the subset's own characters: `\*` is a literal `*`, but `\d+\.\d+`,
+// `\\server\share`, `"b\"c"` and a shell line ending in `\` keep every backslash (markdown-it's own
+// rule would take the one before any ASCII punctuation, and before a newline).
+const ESCAPABLE = new Set(['*', '_', '`', '[', ']', '<', '~']);
+md.inline.ruler.after('escape', 'subset_escape', (state, silent) => {
+  if (state.src.charCodeAt(state.pos) !== 0x5c /* \ */) return false;
+  const next = state.src[state.pos + 1];
+  if (next === undefined || !ESCAPABLE.has(next)) return false;
+  if (!silent) {
+    // text_special, as markdown-it's escape rule does: joined into the text later, never linkified.
+    const token = state.push('text_special', '', 0);
+    token.content = next;
+    token.markup = `\\${next}`;
+    token.info = 'escape';
+  }
+  state.pos += 2;
+  return true;
+});
+md.inline.ruler.before('link', 'no_empty_link', (state) => {
+  // `[text]()` would become <a href=""> (markdown-it keeps a link whose empty destination it did not
+  // validate): a link back to this page. Such a bracket is text; the rest is read on as usual.
+  if (state.src.charCodeAt(state.pos) !== 0x5b /* [ */) return false;
+  const labelEnd = state.md.helpers.parseLinkLabel(state, state.pos, true);
+  if (labelEnd < 0 || !/^\([ \t\n]*\)/.test(state.src.slice(labelEnd + 1, labelEnd + 64))) return false;
+  state.pending += '[';
+  state.pos += 1;
+  return true;
+});
 // Only scheme links (https:) and e-mail addresses; "example.com" stays text.
 md.linkify.set({ fuzzyLink: false, fuzzyIP: false, fuzzyEmail: true });
 // The one link rule, shared with the sanitizer: https: and mailto: only. Anything else (http:,
@@ -38,8 +67,6 @@ md.renderer.rules.link_open = (tokens, index) => {
 };
 // A fence is <pre><code> with nothing else: the info string ("js") is not an attribute.
 md.renderer.rules.fence = (tokens, index) => `<pre><code>${md.utils.escapeHtml(tokens[index]!.content)}</code></pre>`;
-// `\` + newline (a Markdown hard break) is just that newline under pre-wrap.
-md.renderer.rules.hardbreak = () => '\n';
 
 /** Escapes `&`, `<`, `>` and `"` — markdown-it's own escaping, so both paths agree to the byte. */
 export const escapeHtml: (text: string) => string = md.utils.escapeHtml;
@@ -61,16 +88,21 @@ export function renderMarkdown(text: string): string {
   const lines = source.split('\n');
   let html = '';
   let next = 0; // first line not yet rendered
-  const inline = (end: number) => {
-    if (end > next) html += md.renderInline(lines.slice(next, end).join('\n'));
+  // The lines before a block end with their own line break (else a blank line typed before a fence
+  // would vanish: a final newline before a block shows nothing); those after it start with theirs.
+  const inline = (end: number, beforeBlock: boolean) => {
+    if (end > next) html += md.renderInline(lines.slice(next, end).join('\n')) + (beforeBlock ? '\n' : '');
   };
-  for (const token of md.parse(source, {})) {
+  // Only the block pass: the inline one runs on the lines between fences, above.
+  const blocks: Parameters<typeof md.block.parse>[3] = [];
+  md.block.parse(source, md, {}, blocks);
+  for (const token of blocks) {
     if (token.type !== 'fence' || !token.map) continue;
     const [start, end] = token.map;
-    inline(start);
+    inline(start, true);
     html += md.renderer.render([token], md.options, {});
     next = end;
   }
-  inline(lines.length);
+  inline(lines.length, false);
   return html;
 }

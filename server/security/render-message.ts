@@ -1,7 +1,8 @@
 // From what a user typed to the HTML that is stored and broadcast, or a refusal. Everything a
 // `send` costs is decided here, in this order:
-// 1. Well-formed text first (String.prototype.toWellFormed: a lone surrogate becomes U+FFFD),
-//    so the live broadcast and the stored copy are the same text on every store.
+// 1. Canonical text first: well-formed (String.prototype.toWellFormed: a lone surrogate becomes
+//    U+FFFD), NUL → U+FFFD (PostgreSQL cannot store it), CRLF and CR → LF, so the live broadcast,
+//    the stored HTML and the stored source are the same text on every store.
 // 2. A message is text (encoding, decision 019). Text that no rule of the Markdown subset can
 //    touch is escaped here, on this thread: no parser. The rest is rendered (markdown.ts) and
 //    the result sanitized (DOMPurify, the one allowlist) in a worker thread within a time
@@ -36,7 +37,7 @@ export type RendererDeps = {
   layers: Layers;
   /** The same per-user buckets the frame reader takes from; undefined when rate limiting is off. */
   buckets: TokenBuckets | undefined;
-  limits: { maxTags: number; maxDepth: number; budgetMs: number; burst: number };
+  limits: { maxTags: number; maxDepth: number; maxHtmlChars: number; budgetMs: number; burst: number };
 };
 
 /** Markup tokens per extra rate-limit token, charged before parsing (a message of 2 tags costs nothing extra, of 100 tags 10). */
@@ -46,6 +47,11 @@ const refused = (code: Refusal, message: string): Rendered => ({ ok: false, code
 const TOO_COMPLEX = 'That message has too much formatting. Send it with less markup or nesting.';
 const EMPTY = 'That message has nothing visible in it.';
 const EXPENSIVE = 'Slow down: that message costs more than your remaining message budget.';
+
+/** Step 1: the one form of a message's text that is rendered, stored and sent. */
+export function canonical(text: string): string {
+  return text.toWellFormed().replaceAll('\0', '\uFFFD').replace(/\r\n?/g, '\n');
+}
 
 export function createMessageRenderer({ pool, layers, buckets, limits }: RendererDeps): RenderMessage {
   // Worker time is priced so that a message that uses its whole budget costs a whole burst.
@@ -63,11 +69,14 @@ export function createMessageRenderer({ pool, layers, buckets, limits }: Rendere
     const timed = Math.floor(result.ms / msPerToken);
     if (buckets && timed > prepaid) buckets.charge(user, timed - prepaid);
     if (!result.visible) return refused('empty_message', EMPTY);
+    // Output bound: a message of links by the hundred renders to 15× its size, and every history page
+    // of 50 such messages would be megabytes. Plain text never gets near it (at most 6× as &quot;).
+    if (result.html.length > limits.maxHtmlChars) return refused('too_complex', TOO_COMPLEX);
     return { ok: true, text, html: result.html, cost: Math.max(prepaid, timed) };
   }
 
   return async (user, rawText) => {
-    const text = rawText.toWellFormed();
+    const text = canonical(rawText);
     if (!pool) return { ok: true, text, html: text, cost: 0 }; // lab: encoding and sanitize off — stored and broadcast as typed
     if (layers.encode) {
       if (needsMarkdown(text)) return inWorker(pool, user, text, 'markdown', 0);
