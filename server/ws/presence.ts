@@ -43,7 +43,8 @@ export class Presence {
   #told: Before = new Map();
   /** For the open window: each touched user's online-here state as the bus was last told it. */
   #announced: Before = new Map();
-  #window: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** Cancels the open window's flush; undefined while no window is open. */
+  #window: (() => void) | undefined;
 
   constructor(bus: ClusterBus, options: PresenceOptions, broadcast: PresenceBroadcast) {
     this.#bus = bus;
@@ -84,10 +85,7 @@ export class Presence {
 
   close(): void {
     clearInterval(this.#timer);
-    if (this.#window !== undefined) {
-      clearTimeout(this.#window as NodeJS.Timeout);
-      clearImmediate(this.#window as NodeJS.Immediate);
-    }
+    this.#window?.();
   }
 
   #isLocal(room: string, user: string): boolean {
@@ -99,8 +97,13 @@ export class Presence {
     remember(this.#told, room, user, () => this.isOnline(room, user));
     if (local) remember(this.#announced, room, user, () => this.#isLocal(room, user));
     if (this.#window !== undefined) return;
-    const flush = () => this.#flush();
-    this.#window = this.#options.coalesceMs > 0 ? setTimeout(flush, this.#options.coalesceMs) : setImmediate(flush);
+    if (this.#options.coalesceMs > 0) {
+      const timer = setTimeout(() => this.#flush(), this.#options.coalesceMs);
+      this.#window = () => clearTimeout(timer);
+    } else {
+      const immediate = setImmediate(() => this.#flush());
+      this.#window = () => clearImmediate(immediate);
+    }
   }
 
   /** The window closes: one delta on the bus and one frame per subscriber, per room, for what really changed. */
