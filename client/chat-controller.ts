@@ -123,6 +123,11 @@ export class ChatController {
         state.setPresence(frame.room, frame.user, frame.online);
         if (frame.room === state.active) view.renderPeople();
         return;
+      case 'presence_delta':
+        for (const user of frame.online) state.setPresence(frame.room, user, true);
+        for (const user of frame.offline) state.setPresence(frame.room, user, false);
+        if (frame.room === state.active) view.renderPeople();
+        return;
       case 'room_event':
         return this.#roomEvent(frame);
     }

@@ -58,7 +58,7 @@ export class ChatState {
   readonly joined = new Set<string>();
   /** Pending invitations: who invited us to which room. Not our rooms until accepted. */
   invitations: Invitation[] = [];
-  /** Per room: who is online (a socket joined to it), from `presence` / `presence_change`. */
+  /** Per room: who is online (a socket joined to it), from `presence` / `presence_change` / `presence_delta`. */
   readonly #online = new Map<string, Set<string>>();
   /** Per room: the last member list the server sent (`members`). */
   readonly #members = new Map<string, MembersFrame>();

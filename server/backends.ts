@@ -105,7 +105,11 @@ export async function openBackend(config: Config, log: AuditLog, sessionExpiresA
     await within(Promise.all([main.connect(), sub.connect()]), wait, 'REDIS_URL', 'Redis').catch((error: unknown) => {
       throw error instanceof BackendStartError ? error : new BackendStartError('REDIS_URL', `Redis: ${redacted(error, url)}`, error);
     });
-    const bus = new RedisBus(main, sub, deriveBusKey(sessionSecret), log, { outboxLimit: config.busOutboxLimit, badLogIntervalMs: config.logRepeatWindowMs });
+    const bus = new RedisBus(main, sub, deriveBusKey(sessionSecret), log, {
+      outboxLimit: config.busOutboxLimit,
+      badLogIntervalMs: config.logRepeatWindowMs,
+      maxAgeMs: config.busMaxAgeMs,
+    });
     await bus.start();
     const sessions = new RedisSessionStore(main, sessionExpiresAt, config.session.absoluteMs, async (user) => (await data.findUser(user))?.credentialVersion);
     return {

@@ -99,6 +99,8 @@ export type Config = {
     invitationsPerHour: number;
     /** How often an instance re-announces its presence on the bus; remote presence expires after 3 of these. */
     presenceRefreshMs: number;
+    /** Presence changes within this window go out as one frame per subscriber and one delta on the bus (0: one event-loop turn). */
+    presenceCoalesceMs: number;
   };
   /** How long a graceful shutdown waits for clients to complete the close handshake. */
   shutdownDrainMs: number;
@@ -106,6 +108,8 @@ export type Config = {
   databasePoolSize: number;
   /** Bus envelopes kept while Redis is away (published once it is back); past it the oldest are dropped. */
   busOutboxLimit: number;
+  /** A presence notice or room line sent on the bus longer ago than this (by the sender's clock) is dropped: a recording cannot be replayed later. */
+  busMaxAgeMs: number;
   timeouts: { tlsHandshakeMs: number; headersMs: number; requestMs: number; keepAliveMs: number };
   http: {
     /** Largest JSON request body (413 beyond). */
@@ -356,10 +360,12 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
       declineMs: int(env, 'INVITATION_DECLINE_DAYS', 30, 0, 3650) * 24 * 3600 * 1000,
       invitationsPerHour: int(env, 'INVITATIONS_PER_HOUR', 60, 1, 100_000),
       presenceRefreshMs: seconds(env, 'PRESENCE_REFRESH_SECONDS', 20, 0.1, 3600),
+      presenceCoalesceMs: seconds(env, 'PRESENCE_COALESCE_SECONDS', 0.05, 0, 5),
     },
     shutdownDrainMs: seconds(env, 'SHUTDOWN_DRAIN_SECONDS', 5, 0, 60),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     busOutboxLimit: int(env, 'BUS_OUTBOX_LIMIT', 1000, 0, 1_000_000),
+    busMaxAgeMs: seconds(env, 'BUS_MAX_AGE_SECONDS', 30, 1, 3600),
     timeouts: {
       tlsHandshakeMs: seconds(env, 'TLS_HANDSHAKE_TIMEOUT_SECONDS', 10, 0.1, 120),
       headersMs: seconds(env, 'HEADERS_TIMEOUT_SECONDS', 10, 0.1, 60),

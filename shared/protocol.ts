@@ -139,6 +139,17 @@ export const MembersFrame = v.strictObject({
 export const PresenceFrame = v.strictObject({ type: v.literal('presence'), room: name('room'), online: v.array(name('online')) });
 /** One user came online in, or went offline from, a room the socket is joined to. */
 export const PresenceChangeFrame = v.strictObject({ type: v.literal('presence_change'), room: name('room'), user: name('user'), online: v.boolean() });
+/**
+ * Several users came online in (`online`), or went offline from (`offline`), a room the socket
+ * is joined to, within one PRESENCE_COALESCE_SECONDS window: one frame instead of one per
+ * user. A window with a single change sends a `presence_change` instead.
+ */
+export const PresenceDeltaFrame = v.strictObject({
+  type: v.literal('presence_delta'),
+  room: name('room'),
+  online: v.array(name('online')),
+  offline: v.array(name('offline')),
+});
 export const ROOM_EVENTS = ['joined', 'left', 'removed', 'invited', 'uninvited', 'declined'] as const;
 /** A line in the room: `user` joined / left / was removed / was invited (by `by`). Not stored. */
 export const RoomEventFrame = v.strictObject({
@@ -163,6 +174,7 @@ export const ServerFrame = v.variant('type', [
   MembersFrame,
   PresenceFrame,
   PresenceChangeFrame,
+  PresenceDeltaFrame,
   RoomEventFrame,
 ]);
 
@@ -182,6 +194,7 @@ export type InvitationRemovedFrame = v.InferOutput<typeof InvitationRemovedFrame
 export type MembersFrame = v.InferOutput<typeof MembersFrame>;
 export type PresenceFrame = v.InferOutput<typeof PresenceFrame>;
 export type PresenceChangeFrame = v.InferOutput<typeof PresenceChangeFrame>;
+export type PresenceDeltaFrame = v.InferOutput<typeof PresenceDeltaFrame>;
 export type RoomEvent = (typeof ROOM_EVENTS)[number];
 export type RoomEventFrame = v.InferOutput<typeof RoomEventFrame>;
 export type ServerFrame = v.InferOutput<typeof ServerFrame>;

@@ -171,4 +171,21 @@ describe('ChatController', () => {
     assert.equal(chat.state.active, 'den');
     assert.ok(calls.includes('announce:You joined den.'));
   });
+
+  test('presence: the whole set, then one change, then several changes of one window in one frame, rendered once', () => {
+    const { chat, calls, frame, clear } = setup();
+    frame({ type: 'rooms', user: 'alice', rooms: [LOBBY, DEN] });
+    frame({ type: 'presence', room: 'lobby', online: ['alice', 'bob'] });
+    frame({ type: 'presence_change', room: 'lobby', user: 'carol', online: true });
+    assert.deepEqual([...chat.state.online('lobby')].sort(), ['alice', 'bob', 'carol']);
+    clear();
+    frame({ type: 'presence_delta', room: 'lobby', online: ['dave', 'erin'], offline: ['bob', 'carol'] });
+    assert.deepEqual([...chat.state.online('lobby')].sort(), ['alice', 'dave', 'erin']);
+    assert.deepEqual(calls, ['renderPeople'], 'one render for the whole window');
+    // Another room's change is kept, and not rendered over the shown room.
+    clear();
+    frame({ type: 'presence_delta', room: 'den', online: ['alice', 'bob'], offline: [] });
+    assert.deepEqual([...chat.state.online('den')].sort(), ['alice', 'bob']);
+    assert.deepEqual(calls, []);
+  });
 });

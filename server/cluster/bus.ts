@@ -15,10 +15,11 @@ export type RoomFrame = MessageFrame | RoomEventFrame;
 
 /**
  * Who is online in `room` on the sending instance (every user with a socket joined to it
- * there): the whole set for that room, so a lost notice is repaired by the next one, and
- * re-sent every PRESENCE_REFRESH_SECONDS so an instance that died stops counting.
+ * there). `delta`: the users whose first socket came (`online`) or last socket went
+ * (`offline`) within one coalescing window; `set`: the whole set, re-sent every
+ * PRESENCE_REFRESH_SECONDS, so a lost delta is repaired and an instance that died stops counting.
  */
-export type PresenceNotice = { room: string; users: string[] };
+export type PresenceNotice = { kind: 'set'; room: string; users: string[] } | { kind: 'delta'; room: string; online: string[]; offline: string[] };
 
 /** A session is named by its hash, so no raw session id ever leaves the process. */
 export type RevocationNotice = { kind: 'session'; sidHash: string; reason: 'logout' | 'expired' } | { kind: 'user'; user: string; reason: 'password_changed' };

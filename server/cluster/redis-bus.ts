@@ -14,7 +14,13 @@
 //     and clients treat a late or repeated message as the same message: ids, idempotent
 //     revocations);
 //   - every envelope is sealed with a key not stored in Redis (envelope.ts) and every body is
-//     validated and rebuilt (messages.ts); anything else is dropped and logged once per burst.
+//     validated and rebuilt (messages.ts); anything else is dropped and logged once per burst;
+//   - every envelope carries the sender's sequence number on its channel and its send time, so
+//     a recording published again (by whoever can publish to Redis) cannot bring back an old
+//     state: a presence notice or a room line the receiver has already passed, or one older
+//     than BUS_MAX_AGE_SECONDS, is dropped. Chat messages, revocations and membership changes
+//     are idempotent (message ids; a revocation revokes; a membership change makes the
+//     receiver re-read) and may arrive late from the outbox, so they are not dropped for age.
 import crypto from 'node:crypto';
 import type { AuditLog } from '../security/audit-log.ts';
 import type { RedisClient } from '../store/redis.ts';
@@ -25,8 +31,15 @@ import { membershipFrom, messageFrom, parseSent, presenceFrom, revocationFrom, s
 const CHANNELS = { rooms: 'parley:rooms', membership: 'parley:membership', revocations: 'parley:revocations', presence: 'parley:presence' } as const;
 type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];
 
-/** `outboxLimit`: envelopes kept while the publishing connection is down; past it the oldest are dropped (logged). `badLogIntervalMs`: bad envelopes are logged at most once per interval per channel, with a count. */
-export type RedisBusOptions = { outboxLimit: number; badLogIntervalMs: number };
+/**
+ * `outboxLimit`: envelopes kept while the publishing connection is down; past it the oldest are dropped (logged).
+ * `badLogIntervalMs`: bad envelopes are logged at most once per interval per channel, with a count.
+ * `maxAgeMs`: presence notices and room lines sent longer ago than this (or this far in the future) are dropped.
+ */
+export type RedisBusOptions = { outboxLimit: number; badLogIntervalMs: number; maxAgeMs: number };
+
+/** What a receiver remembers of one sending instance on one channel: the highest sequence number it accepted, and when. */
+type Heard = { seq: number; at: number };
 
 export class RedisBus implements ClusterBus {
   readonly instance = crypto.randomUUID();
@@ -46,6 +59,11 @@ export class RedisBus implements ClusterBus {
   #hearing = false;
   readonly #bad = new Map<Channel, { lastLog: number; dropped: number }>();
   readonly #options: RedisBusOptions;
+  /** Our own last sequence number per channel. */
+  readonly #seq = new Map<Channel, number>();
+  /** sending instance + channel → the highest sequence number accepted from it. */
+  readonly #heard = new Map<string, Heard>();
+  #prunedAt = Date.now();
 
   constructor(pub: RedisClient, sub: RedisClient, key: BusKey, log: AuditLog, options: RedisBusOptions) {
     this.#pub = pub;
@@ -57,10 +75,13 @@ export class RedisBus implements ClusterBus {
 
   /** Subscribes; node-redis re-subscribes by itself before a reconnected client is ready again. */
   async start(): Promise<void> {
-    await this.#sub.subscribe(CHANNELS.rooms, (raw) => this.#receive(CHANNELS.rooms, raw, messageFrom, this.#messageListeners));
+    // A room line (joined, invited, …) says something happened now; a chat message is the same message whenever it comes.
+    await this.#sub.subscribe(CHANNELS.rooms, (raw) =>
+      this.#receive(CHANNELS.rooms, raw, messageFrom, this.#messageListeners, (frame) => frame.type === 'room_event'),
+    );
     await this.#sub.subscribe(CHANNELS.membership, (raw) => this.#receive(CHANNELS.membership, raw, membershipFrom, this.#membershipListeners));
     await this.#sub.subscribe(CHANNELS.revocations, (raw) => this.#receive(CHANNELS.revocations, raw, revocationFrom, this.#revocationListeners));
-    await this.#sub.subscribe(CHANNELS.presence, (raw) => this.#receive(CHANNELS.presence, raw, presenceFrom, this.#presenceListeners));
+    await this.#sub.subscribe(CHANNELS.presence, (raw) => this.#receive(CHANNELS.presence, raw, presenceFrom, this.#presenceListeners, () => true));
     this.#hearing = true;
     // 'error' covers a reset, a refused reconnect and a PING left unanswered (redis.ts); by the
     // time it is emitted the client is no longer ready.
@@ -117,13 +138,42 @@ export class RedisBus implements ClusterBus {
     for (const listener of this.#lostListeners) listener();
   }
 
-  #receive<T>(channel: Channel, raw: string, parse: (body: unknown) => T | undefined, listeners: Array<(value: T, from: string) => void>): void {
+  /** `ordered`: the body states something as of its send time, so a late, repeated or out-of-order copy must not be applied. */
+  #receive<T>(
+    channel: Channel,
+    raw: string,
+    parse: (body: unknown) => T | undefined,
+    listeners: Array<(value: T, from: string) => void>,
+    ordered: (value: T) => boolean = () => false,
+  ): void {
     const json = unseal(this.#key, channel, raw);
     const sent = json === undefined ? undefined : parseSent(json);
     const value = sent === undefined ? undefined : parse(sent.body);
     if (sent === undefined || value === undefined) return this.#dropped(channel, json === undefined ? 'bad_mac' : 'bad_shape');
     if (sent.from === this.instance) return;
+    const now = Date.now();
+    const key = `${sent.from} ${channel}`;
+    const heard = this.#heard.get(key);
+    if (ordered(value)) {
+      // Replay protection: never a sequence number already passed, never older than maxAgeMs.
+      // Together they cover a recording of an instance we no longer remember: it is too old.
+      if (heard !== undefined && sent.seq <= heard.seq) return this.#dropped(channel, 'replayed');
+      if (Math.abs(now - sent.at) > this.#options.maxAgeMs) return this.#dropped(channel, 'stale');
+    }
+    if (heard === undefined || sent.seq > heard.seq) this.#heard.set(key, { seq: sent.seq, at: now });
+    this.#prune(now);
     for (const deliver of listeners) deliver(value, sent.from);
+  }
+
+  /**
+   * Forgets instances not heard from for 2 × maxAgeMs (an instance gets a new id each start,
+   * so this map would otherwise grow with every restart): whatever they sent before is
+   * older than maxAgeMs by then, and dropped for that.
+   */
+  #prune(now: number): void {
+    if (now - this.#prunedAt < this.#options.maxAgeMs) return;
+    this.#prunedAt = now;
+    for (const [key, heard] of this.#heard) if (now - heard.at > 2 * this.#options.maxAgeMs) this.#heard.delete(key);
   }
 
   /** Logged once per burst: a flood of forged envelopes must not become a flood of log lines. */
@@ -140,7 +190,9 @@ export class RedisBus implements ClusterBus {
   }
 
   #publish(channel: Channel, bodyJson: string): void {
-    const payload = seal(this.#key, channel, sentJson(this.instance, bodyJson));
+    const seq = (this.#seq.get(channel) ?? 0) + 1;
+    this.#seq.set(channel, seq);
+    const payload = seal(this.#key, channel, sentJson(this.instance, seq, Date.now(), bodyJson));
     if (this.#outbox.length > 0 || !this.#pub.isReady) return this.#keep(channel, payload);
     this.#pub.publish(channel, payload).catch(() => this.#keep(channel, payload));
   }

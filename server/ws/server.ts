@@ -65,9 +65,9 @@ export function createWsSide(deps: WsDeps): WsSide {
   });
   const registry = new Registry();
   const { bus } = deps;
-  // Presence follows live subscriptions; its changes go to the room's live subscribers only.
-  const presence: Presence = new Presence(bus, config.rooms.presenceRefreshMs, (room, user, online) =>
-    fanout.broadcast(room, { type: 'presence_change', room, user, online }),
+  // Presence follows live subscriptions; its changes go to the room's live subscribers only, coalesced.
+  const presence: Presence = new Presence(bus, { refreshMs: config.rooms.presenceRefreshMs, coalesceMs: config.rooms.presenceCoalesceMs }, (room, frame) =>
+    fanout.broadcast(room, frame),
   );
   // The local Fanout, plus the bus to and from the other instances (nothing, for one instance).
   const fanout = new ClusterFanout(bus, presence.live);

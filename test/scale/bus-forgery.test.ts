@@ -16,10 +16,12 @@ import { startRedis, type RedisService } from '../helpers/services.ts';
 const SECRET = crypto.randomBytes(32).toString('hex');
 const FOREIGN_INSTANCE = crypto.randomUUID();
 
-/** docs/scaling.md, "The bus": v1.<HMAC-SHA256(HKDF(secret), channel \n body), base64url>.<body> */
+let seq = 0;
+
+/** docs/scaling.md, "The bus": v1.<HMAC-SHA256(HKDF(secret), channel \n body), base64url>.<body>; the body names the sender, its sequence number and its send time. */
 function sealed(channel: string, body: unknown, secret = SECRET): string {
   const key = Buffer.from(crypto.hkdfSync('sha256', secret, 'parley', 'parley cluster bus envelope v1', 32));
-  const json = JSON.stringify({ from: FOREIGN_INSTANCE, body });
+  const json = JSON.stringify({ from: FOREIGN_INSTANCE, seq: ++seq, at: Date.now(), body });
   return `v1.${crypto.createHmac('sha256', key).update(`${channel}\n${json}`).digest('base64url')}.${json}`;
 }
 
