@@ -210,9 +210,7 @@ describe('links say where they go', () => {
     const reader = await person();
     await signIn(reader.page, server.origin, 'link-reader');
     const sender = await bot('link-sender');
-    await post(sender, [
-      'look-alike: <a href="https://\u0430\u0440\u0440\u04cf\u0435.com/login">https://apple.com</a> and <a href="https://example.com/x">here</a>',
-    ]);
+    await post(sender, ['look-alike: [https://apple.com](https://\u0430\u0440\u0440\u04cf\u0435.com/login) and [here](https://example.com/x)']);
     await waitForMessage(reader.page, 'look-alike:');
     const message = reader.page.locator('#messages .message-body', { hasText: 'look-alike:' });
     const labels = await message.locator('.link-host').allTextContents();
@@ -242,7 +240,7 @@ describe('bidi controls stay inside their message', () => {
     const bob = await bot('bob');
     await post(mallory, ['first part \u202E']);
     await post(bob, ['plain-after-override']);
-    await post(mallory, ['<a href="https://example.com/">click\u202E</a> tail-after-link']);
+    await post(mallory, ['[click\u202E](https://example.com/) tail-after-link']);
     await waitForMessage(reader.page, 'tail-after-link');
     await settle(reader.page);
     assertLeftToRight(await characterLefts(reader.page, '#messages .message-body', 'plain-after-override', 'plain-after-override'), 'the next message');

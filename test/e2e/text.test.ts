@@ -99,7 +99,7 @@ describe('what you type is what they see (two people in Chromium)', () => {
       assert.equal(html, c.html, c.name);
     }
     const code = bodies(bob.page)
-      .filter({ has: bob.page.locator('pre code') })
+      .filter({ has: bob.page.locator('pre code', { hasText: 'if (a<b)' }) })
       .last();
     assert.equal(await code.locator('pre code').innerText(), 'if (a<b) {\n  x = 1;\n}\n');
     assert.equal((await bodies(bob.page).locator('strong', { hasText: 'bold' }).count()) > 0, true);
