@@ -132,6 +132,10 @@ export type Config = {
     maxQueue: number;
     /** Largest HTML a message may render to (characters); more → `too_complex`. Stays under the bus bound (64 KiB). */
     maxHtmlChars: number;
+    /** Messages one user may have in the pool (running + waiting); past it `rate_limited`. */
+    maxInFlightPerUser: number;
+    /** Messages from one address (IPv6: a /64) in the pool; past it `server_busy`, unless a heavier user there gives way. */
+    maxInFlightPerAddress: number;
     /** Heap limit of each worker (MB); a message that needs more ends that worker (`too_complex`). */
     workerHeapMb: number;
   };
@@ -295,6 +299,9 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
   }
   const maxPayload = int(env, 'WS_MAX_PAYLOAD', 64 * 1024, 1024, 64 * 1024);
   const maxBufferedBytes = int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024);
+  // One worker per core, leaving one core to the event loop that serves every socket.
+  const sanitizeWorkers = int(env, 'SANITIZE_WORKERS', Math.max(1, Math.min(8, os.availableParallelism() - 1)), 1, 64);
+  const sanitizeQueue = int(env, 'SANITIZE_MAX_QUEUE', 256, 1, 100_000);
 
   return deepFreeze({
     port,
@@ -378,13 +385,16 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     },
     logRepeatWindowMs: seconds(env, 'LOG_REPEAT_WINDOW_SECONDS', 10, 0.1, 3600),
     sanitize: {
-      // One worker per core, leaving one core to the event loop that serves every socket.
-      workers: int(env, 'SANITIZE_WORKERS', Math.max(1, Math.min(8, os.availableParallelism() - 1)), 1, 64),
+      workers: sanitizeWorkers,
       budgetMs: seconds(env, 'SANITIZE_BUDGET_SECONDS', 0.2, 0.005, 10),
       maxTags: int(env, 'SANITIZE_MAX_TAGS', 100, 1, 2000),
       maxDepth: int(env, 'SANITIZE_MAX_DEPTH', 16, 1, 2000),
-      maxQueue: int(env, 'SANITIZE_MAX_QUEUE', 256, 1, 100_000),
       maxHtmlChars: int(env, 'SANITIZE_MAX_HTML_CHARS', 16_384, 1024, 65_536),
+      maxQueue: sanitizeQueue,
+      // Decision 011 (amendment): a few per user; per address half the pool, not a handful, so
+      // a workshop behind one NAT address still works and the rest of the world keeps the other half.
+      maxInFlightPerUser: int(env, 'SANITIZE_MAX_IN_FLIGHT_PER_USER', 4, 1, 100_000),
+      maxInFlightPerAddress: int(env, 'SANITIZE_MAX_IN_FLIGHT_PER_ADDRESS', Math.max(1, Math.floor((sanitizeWorkers + sanitizeQueue) / 2)), 1, 100_000),
       workerHeapMb: int(env, 'SANITIZE_WORKER_HEAP_MB', 256, 32, 4096),
     },
     readiness: {

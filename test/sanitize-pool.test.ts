@@ -87,15 +87,30 @@ describe('the small pieces', () => {
       { SANITIZE_WORKERS: '3', SANITIZE_BUDGET_SECONDS: '0.05', SANITIZE_MAX_TAGS: '40', SANITIZE_MAX_DEPTH: '8', SANITIZE_MAX_QUEUE: '9' },
       [],
     );
-    assert.deepEqual(config.sanitize, { workers: 3, budgetMs: 50, maxTags: 40, maxDepth: 8, maxQueue: 9, maxHtmlChars: 16_384, workerHeapMb: 256 });
+    assert.deepEqual(config.sanitize, {
+      workers: 3,
+      budgetMs: 50,
+      maxTags: 40,
+      maxDepth: 8,
+      maxQueue: 9,
+      maxHtmlChars: 16_384,
+      workerHeapMb: 256,
+      maxInFlightPerUser: 4,
+      maxInFlightPerAddress: 6, // half of workers + queue: one address keeps half the pool
+    });
     const defaults = loadConfig({}, []).sanitize;
     assert.ok(defaults.workers >= 1 && defaults.budgetMs === 200 && defaults.maxTags === 100 && defaults.maxDepth === 16);
+    assert.equal(defaults.maxInFlightPerAddress, Math.floor((defaults.workers + 256) / 2));
+    const shares = loadConfig({ SANITIZE_MAX_IN_FLIGHT_PER_USER: '2', SANITIZE_MAX_IN_FLIGHT_PER_ADDRESS: '50' }, []).sanitize;
+    assert.deepEqual([shares.maxInFlightPerUser, shares.maxInFlightPerAddress], [2, 50]);
     for (const [name, value] of [
       ['SANITIZE_WORKERS', '0'],
       ['SANITIZE_BUDGET_SECONDS', '0'],
       ['SANITIZE_MAX_TAGS', 'many'],
       ['SANITIZE_MAX_DEPTH', '-1'],
       ['SANITIZE_MAX_QUEUE', '1.5'],
+      ['SANITIZE_MAX_IN_FLIGHT_PER_USER', '0'],
+      ['SANITIZE_MAX_IN_FLIGHT_PER_ADDRESS', 'half'],
     ]) {
       assert.throws(
         () => loadConfig({ [name!]: value! }, []),
@@ -151,6 +166,88 @@ describe('the sanitizer pool', () => {
         JSON.stringify(verdicts.map((v) => v.ok || v.reason)),
       );
       assert.ok(verdicts.filter((v) => v.ok).length >= 3, 'one running and two queued are served');
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('the sanitizer pool is shared: per-user and per-address shares, served in turn', () => {
+  // One worker and a message that keeps it busy for a while: every decision below is taken while
+  // the first message still runs, since admission is decided at once, in the calling turn.
+  const SLOW = COSTLY;
+  const markdown = { format: 'markdown' as const, sanitize: true };
+  const verdictOf = (v: { ok: boolean; reason?: string }) => (v.ok ? 'ok' : v.reason);
+
+  test('a user past SANITIZE_MAX_IN_FLIGHT_PER_USER is refused in_flight; other users are not', async () => {
+    const pool = new SanitizerPool({ workers: 1, budgetMs: 5000, maxQueue: 64, workerHeapMb: 256, maxInFlightPerUser: 2, maxInFlightPerAddress: 64 });
+    try {
+      await pool.ready();
+      const alice = { user: 'alice', address: '192.0.2.1' };
+      const verdicts = await Promise.all([
+        ...Array.from({ length: 5 }, () => pool.render(SLOW, markdown, alice)),
+        pool.render('see https://example.org', markdown, { user: 'bob', address: '192.0.2.1' }),
+      ]);
+      assert.deepEqual(verdicts.map(verdictOf), ['ok', 'ok', 'in_flight', 'in_flight', 'in_flight', 'ok']);
+      const again = await pool.render(SLOW, markdown, alice);
+      assert.ok(again.ok, 'the share is given back when a message is done');
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('waiting messages are served one user at a time, in turn, not first come first served', async () => {
+    const pool = new SanitizerPool({ workers: 1, budgetMs: 5000, maxQueue: 64, workerHeapMb: 256, maxInFlightPerUser: 4, maxInFlightPerAddress: 64 });
+    try {
+      await pool.ready();
+      const order: string[] = [];
+      const send = (user: string, label: string) =>
+        pool.render(SLOW, markdown, { user, address: '192.0.2.1' }).then((v) => {
+          assert.ok(v.ok, JSON.stringify(v));
+          order.push(label);
+        });
+      await Promise.all([send('alice', 'a1'), send('alice', 'a2'), send('alice', 'a3'), send('alice', 'a4'), send('bob', 'b1'), send('carol', 'c1')]);
+      // One message per waiting user per round: alice's a2 (she was waiting first), then bob's and
+      // carol's, then alice's other two. First come, first served would be a1 a2 a3 a4 b1 c1.
+      assert.deepEqual(order, ['a1', 'a2', 'b1', 'c1', 'a3', 'a4']);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("an address's share: the heaviest user there gives way to a lighter one; other addresses keep the rest", async () => {
+    const pool = new SanitizerPool({ workers: 1, budgetMs: 5000, maxQueue: 64, workerHeapMb: 256, maxInFlightPerUser: 4, maxInFlightPerAddress: 3 });
+    try {
+      await pool.ready();
+      // One IPv6 /64 is one address: what a host is normally handed, and could rotate through.
+      const at = (user: string) => ({ user, address: `2001:db8:1:2::${user.length}${user.charCodeAt(0).toString(16)}` });
+      const verdicts = await Promise.all([
+        pool.render(SLOW, markdown, at('mallory')), // runs
+        pool.render(SLOW, markdown, at('mallory')), // waits
+        pool.render(SLOW, markdown, at('mallory')), // waits, the newest: pushed out for bob
+        pool.render(SLOW, markdown, { user: 'carol', address: '192.0.2.7' }), // another address: its own share
+        pool.render('see https://example.org', markdown, at('bob')), // mallory holds 3 > bob's 1: mallory gives way
+        pool.render('see https://example.org', markdown, at('dave')), // mallory 2 > 1: gives way again (her waiting one)
+        pool.render('see https://example.org', markdown, at('erin')), // mallory 1 (running), bob 1, dave 1: nobody holds more; refused
+      ]);
+      assert.deepEqual(verdicts.map(verdictOf), ['ok', 'busy', 'busy', 'ok', 'ok', 'ok', 'busy']);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('a full pool: the heaviest user gives way to a newcomer with less; among equals the newcomer is refused', async () => {
+    const pool = new SanitizerPool({ workers: 1, budgetMs: 5000, maxQueue: 3, workerHeapMb: 256, maxInFlightPerUser: 4, maxInFlightPerAddress: 100 });
+    try {
+      await pool.ready();
+      const verdicts = await Promise.all([
+        ...Array.from({ length: 4 }, (_, i) => pool.render(SLOW, markdown, { user: 'mallory', address: `198.51.100.${i}` })), // fills all 4
+        pool.render('see https://example.org', markdown, { user: 'bob', address: '192.0.2.1' }), // mallory 4 > 1: her newest goes
+        pool.render('see https://example.org', markdown, { user: 'carol', address: '192.0.2.2' }), // mallory 3 > 1: again
+        pool.render('see https://example.org', markdown, { user: 'dave', address: '192.0.2.3' }), // mallory 2 > 1: again
+        pool.render('see https://example.org', markdown, { user: 'erin', address: '192.0.2.4' }), // mallory's one runs: nobody gives way
+      ]);
+      assert.deepEqual(verdicts.map(verdictOf), ['ok', 'busy', 'busy', 'busy', 'ok', 'ok', 'ok', 'busy']);
     } finally {
       await pool.close();
     }

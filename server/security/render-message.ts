@@ -7,6 +7,9 @@
 //    touch is escaped here, on this thread: no parser. The rest is rendered (markdown.ts) and
 //    the result sanitized (DOMPurify, the one allowlist) in a worker thread within a time
 //    budget (sanitizer-pool.ts), then charged to the sender's rate budget by the time it took.
+//    The pool is shared fairly: a user, and an address, may have only so many messages in it
+//    (a user past theirs is told `rate_limited`, one whose address or the whole pool is full
+//    `server_busy`), and the waiting ones are served one user at a time, in turn.
 // 3. With the lab switch `encoding` off the text is taken as HTML, as Parley did before it
 //    encoded: markup is measured before it is parsed (markup-shape.ts) — too many tags or too
 //    deep a nesting is refused (`too_complex`) without parsing, the rest charged by its size
@@ -18,7 +21,7 @@
 import { escapeHtml, needsMarkdown } from './markdown.ts';
 import { markupShape } from './markup-shape.ts';
 import type { TokenBuckets } from './rate-limit.ts';
-import type { SanitizerPool } from './sanitizer-pool.ts';
+import type { Author, SanitizerPool } from './sanitizer-pool.ts';
 import { hasVisibleText } from './visible-text.ts';
 
 export type Refusal = 'too_complex' | 'empty_message' | 'rate_limited' | 'server_busy';
@@ -26,7 +29,8 @@ export type Refusal = 'too_complex' | 'empty_message' | 'rate_limited' | 'server
 /** `text`: the source to store (well-formed); `cost`: rate-limit tokens this message was charged on top of its frame's one. */
 export type Rendered = { ok: true; text: string; html: string; cost: number } | { ok: false; code: Refusal; message: string };
 
-export type RenderMessage = (user: string, text: string) => Promise<Rendered>;
+/** `author`: the sender and the address their connection comes from (the pool's per-user and per-address shares). */
+export type RenderMessage = (author: Author, text: string) => Promise<Rendered>;
 
 /** Which layers are on; both are, except where the lab switches `encoding` or `sanitize` turned one off. */
 export type Layers = { encode: boolean; sanitize: boolean };
@@ -47,6 +51,8 @@ const refused = (code: Refusal, message: string): Rendered => ({ ok: false, code
 const TOO_COMPLEX = 'That message has too much formatting. Send it with less markup or nesting.';
 const EMPTY = 'That message has nothing visible in it.';
 const EXPENSIVE = 'Slow down: that message costs more than your remaining message budget.';
+const IN_FLIGHT = 'Slow down: your earlier messages are still being formatted.';
+const BUSY = 'The server is busy. Try again in a moment.';
 
 /** Step 1: the one form of a message's text that is rendered, stored and sent. */
 export function canonical(text: string): string {
@@ -58,10 +64,13 @@ export function createMessageRenderer({ pool, layers, buckets, limits }: Rendere
   const msPerToken = limits.budgetMs / limits.burst;
 
   /** Renders (and/or sanitizes) in a worker; `prepaid` tokens were charged before, the rest is charged by time. */
-  async function inWorker(workers: SanitizerPool, user: string, text: string, format: 'markdown' | 'html', prepaid: number): Promise<Rendered> {
-    const result = await workers.render(text, { format, sanitize: layers.sanitize });
+  async function inWorker(workers: SanitizerPool, author: Author, text: string, format: 'markdown' | 'html', prepaid: number): Promise<Rendered> {
+    const { user } = author;
+    const result = await workers.render(text, { format, sanitize: layers.sanitize }, author);
     if (!result.ok) {
-      if (result.reason === 'busy') return refused('server_busy', 'The server is busy. Try again in a moment.');
+      // The sender's own share is taken: the truth is "slow down", not "the server is busy".
+      if (result.reason === 'in_flight') return refused('rate_limited', IN_FLIGHT);
+      if (result.reason === 'busy') return refused('server_busy', BUSY);
       // Over its time budget: the work was done (and a worker replaced); the sender pays a full burst.
       buckets?.charge(user, limits.burst);
       return refused('too_complex', TOO_COMPLEX);
@@ -75,11 +84,11 @@ export function createMessageRenderer({ pool, layers, buckets, limits }: Rendere
     return { ok: true, text, html: result.html, cost: Math.max(prepaid, timed) };
   }
 
-  return async (user, rawText) => {
+  return async (author, rawText) => {
     const text = canonical(rawText);
     if (!pool) return { ok: true, text, html: text, cost: 0 }; // lab: encoding and sanitize off — stored and broadcast as typed
     if (layers.encode) {
-      if (needsMarkdown(text)) return inWorker(pool, user, text, 'markdown', 0);
+      if (needsMarkdown(text)) return inWorker(pool, author, text, 'markdown', 0);
       return hasVisibleText(text) ? { ok: true, text, html: escapeHtml(text), cost: 0 } : refused('empty_message', EMPTY);
     }
 
@@ -90,7 +99,7 @@ export function createMessageRenderer({ pool, layers, buckets, limits }: Rendere
     const shape = markupShape(text, limits.maxTags);
     if (shape.tags > limits.maxTags || shape.depth > limits.maxDepth) return refused('too_complex', TOO_COMPLEX);
     const prepaid = Math.floor(shape.tags / TAGS_PER_TOKEN);
-    if (buckets && prepaid > 0 && !buckets.take(user, prepaid)) return refused('rate_limited', EXPENSIVE);
-    return inWorker(pool, user, text, 'html', prepaid);
+    if (buckets && prepaid > 0 && !buckets.take(author.user, prepaid)) return refused('rate_limited', EXPENSIVE);
+    return inWorker(pool, author, text, 'html', prepaid);
   };
 }

@@ -130,7 +130,7 @@ export function createHandlers(deps: HandlerDeps) {
       if (!result.ok) return refuse(connection, result, room, clientId);
       // Encoded and sanitized once, on the way in (off the event loop, within a budget, charged by
       // cost: security/render-message.ts): what is stored and broadcast is already safe HTML.
-      const rendered = await renderMessage(connection.user, text);
+      const rendered = await renderMessage({ user: connection.user, address: connection.ip }, text);
       if (!rendered.ok) return connection.sendError(rendered.code, rendered.message, clientId);
       const { html } = rendered;
       const ts = Date.now();
