@@ -19,7 +19,8 @@ export const WITHIN_BOUNDS = ('<table><td>x'.repeat(8) + '</td></table>'.repeat(
 /**
  * A message is text with a Markdown subset (decision 019): the HTML shapes above are now cheap text
  * unless the lab switch `encoding` is off. The costliest Markdown found: links by the hundred —
- * linkify, then DOMPurify on each link. 20–55 ms each, in a worker, within the time budget.
+ * linkify, then DOMPurify on each link. 20–130 ms each, in a worker, within the time budget; most
+ * then render past SANITIZE_MAX_HTML_CHARS and are refused too_complex after the work (the cost is charged).
  */
 export const COSTLY_MARKDOWN = [fill('a@b.co '), fill('https://a.b '), fill('x@y.zz https://q.r '), fill('<a@b>')];
 
