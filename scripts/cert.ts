@@ -110,8 +110,11 @@ try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       // The modes server/tls.ts gives the certificate it generates there.
       const keyPath = path.join(dir, 'localhost-key.pem');
-      fs.writeFileSync(keyPath, key, { mode: 0o600 });
-      fs.chmodSync(keyPath, 0o600); // writeFileSync keeps an existing file's mode
+      // A new file created 0600 (`wx`: never an existing one, never through a symlink), then renamed
+      // over the old key: at no moment is the new key in a file others may read.
+      const fresh = `${keyPath}.${process.pid}.tmp`;
+      fs.writeFileSync(fresh, key, { mode: 0o600, flag: 'wx' });
+      fs.renameSync(fresh, keyPath);
       fs.writeFileSync(path.join(dir, 'localhost-cert.pem'), chain, { mode: 0o644 });
     }
   }

@@ -66,10 +66,18 @@ test('within a window: a user who came and went is not mentioned; a second socke
   presence.close();
 });
 
-test('close() cancels an open window: nothing is sent after it', async () => {
+test('close() tells what changed in the open window at once (the last sockets going offline), then nothing more', async () => {
   const { presence, frames } = setup(20);
   presence.live('lobby', socketOf('alice'), true);
-  presence.close();
   await sleep(60);
-  assert.deepEqual(frames, []);
+  frames.length = 0;
+  presence.live('lobby', socketOf('alice'), false);
+  presence.close();
+  assert.deepEqual(
+    frames.map((f) => f.frame),
+    [{ type: 'presence_change', room: 'lobby', user: 'alice', online: false }],
+    'told at close, not dropped with the window',
+  );
+  await sleep(60);
+  assert.equal(frames.length, 1, 'nothing after close');
 });

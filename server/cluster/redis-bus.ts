@@ -53,7 +53,7 @@ export class RedisBus implements ClusterBus {
   readonly #revocationListeners: Array<(notice: RevocationNotice) => void> = [];
   readonly #lostListeners: Array<() => void> = [];
   /** Sealed envelopes whose publish failed, oldest first. */
-  readonly #outbox: Array<{ channel: Channel; payload: string }> = [];
+  readonly #outbox: Array<{ channel: Channel; bodyJson: string }> = [];
   #flushing = false;
   /** The subscriber is subscribed and we have not yet told anyone it was lost. */
   #hearing = false;
@@ -190,23 +190,31 @@ export class RedisBus implements ClusterBus {
   }
 
   #publish(channel: Channel, bodyJson: string): void {
+    if (this.#outbox.length > 0 || !this.#pub.isReady) return this.#keep(channel, bodyJson);
+    this.#pub.publish(channel, this.#sealNow(channel, bodyJson)).catch(() => this.#keep(channel, bodyJson));
+  }
+
+  /**
+   * Sealed when it leaves, not when it was made: a notice that waited in the outbox (or whose first
+   * publish failed) gets the next sequence number and the time it really went, so the receivers'
+   * replay check does not take it for a recording.
+   */
+  #sealNow(channel: Channel, bodyJson: string): string {
     const seq = (this.#seq.get(channel) ?? 0) + 1;
     this.#seq.set(channel, seq);
-    const payload = seal(this.#key, channel, sentJson(this.instance, seq, Date.now(), bodyJson));
-    if (this.#outbox.length > 0 || !this.#pub.isReady) return this.#keep(channel, payload);
-    this.#pub.publish(channel, payload).catch(() => this.#keep(channel, payload));
+    return seal(this.#key, channel, sentJson(this.instance, seq, Date.now(), bodyJson));
   }
 
   /**
    * A change already committed (a message, a removal, a logout) whose notice did not leave:
    * keep it for when the connection is back, so the other instances do not silently miss it.
    */
-  #keep(channel: Channel, payload: string): void {
+  #keep(channel: Channel, bodyJson: string): void {
     if (this.#outbox.length >= this.#options.outboxLimit) {
       this.#outbox.shift();
       this.#log('server_error', { reason: 'bus_outbox_full', detail: `oldest envelope dropped (limit ${this.#options.outboxLimit})` });
     }
-    this.#outbox.push({ channel, payload });
+    this.#outbox.push({ channel, bodyJson });
     if (this.#pub.isReady) void this.#flush();
   }
 
@@ -216,9 +224,9 @@ export class RedisBus implements ClusterBus {
     this.#flushing = true;
     try {
       while (this.#outbox.length > 0 && this.#pub.isReady) {
-        const { channel, payload } = this.#outbox[0]!;
+        const { channel, bodyJson } = this.#outbox[0]!;
         try {
-          await this.#pub.publish(channel, payload);
+          await this.#pub.publish(channel, this.#sealNow(channel, bodyJson));
         } catch {
           return;
         }

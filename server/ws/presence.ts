@@ -83,9 +83,12 @@ export class Presence {
     return [...users].sort();
   }
 
+  /** Shutting down: what changed in the open window (the last sockets going offline) is told now, then nothing more. */
   close(): void {
     clearInterval(this.#timer);
-    this.#window?.();
+    if (this.#window === undefined) return;
+    this.#window();
+    this.#flush();
   }
 
   #isLocal(room: string, user: string): boolean {

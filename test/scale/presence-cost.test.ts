@@ -142,14 +142,17 @@ describe('presence: a crowd joining at once, and a recorded notice replayed', ()
           got.frames <= windows,
           `${phase} on ${at}: ${got.frames} presence frames for ${N} changes in ${settled} ms (> ${windows}, one per ${WINDOW_MS} ms window)`,
         );
-        check(got.frames <= N / 5, `${phase} on ${at}: ${got.frames} presence frames for ${N} changes`);
         // Linear: each change is named about once.
         check(got.names <= 2 * N, `${phase} on ${at}: ${got.names} names sent for ${N} changes`);
       }
-      const bus = seen.slice(busMark).filter((entry) => entry.channel === PRESENCE_CHANNEL);
-      const busBytes = bus.reduce((sum, entry) => sum + Buffer.byteLength(entry.payload), 0);
+      // The whole set goes out every PRESENCE_REFRESH_SECONDS whatever happens: count the deltas.
+      const all = seen.slice(busMark).filter((entry) => entry.channel === PRESENCE_CHANNEL);
+      const bus = all.filter((entry) => !entry.payload.includes('"kind":"set"'));
+      const busBytes = all.reduce((sum, entry) => sum + Buffer.byteLength(entry.payload), 0);
       report.push(`${phase}: bus: ${bus.length} presence publishes, ${busBytes} bytes`);
-      check(bus.length <= N / 5, `${phase}: ${bus.length} presence publishes for ${N} changes`);
+      // One delta per window at most (not one per user), however fast this machine is.
+      const busWindows = Math.ceil(settled / WINDOW_MS) + 2;
+      check(bus.length <= busWindows, `${phase}: ${bus.length} presence deltas for ${N} changes in ${settled} ms (> ${busWindows})`);
       // Linear: a change costs its name plus a share of an envelope; the whole set each time would be ~N²/2 names.
       check(busBytes <= 64 * N, `${phase}: ${busBytes} bytes of presence on the bus for ${N} changes (> ${64 * N})`);
     }

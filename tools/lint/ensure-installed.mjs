@@ -16,7 +16,8 @@ const mtime = (file) => (fs.existsSync(file) ? fs.statSync(file).mtimeMs : -1);
 if (mtime(installed) < mtime(lockfile)) {
   console.error('lint: installing the linter into tools/lint/node_modules (npm ci, its own lockfile)');
   const npm = process.env.npm_execpath;
-  const args = ['ci', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=warn'];
+  // --ignore-scripts: a linter needs no install scripts, and a dependency bump must not run one here.
+  const args = ['ci', '--prefix', dir, '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=warn'];
   // Under npm, run the same npm that runs this script; on its own, the npm on PATH.
   const result = npm
     ? spawnSync(process.execPath, [npm, ...args], { stdio: 'inherit' })
