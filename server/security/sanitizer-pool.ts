@@ -1,14 +1,15 @@
 // Message rendering and HTML sanitizing off the event loop: a small pool of worker threads
 // (piscina), each with its own markdown-it and jsdom window (sanitize-worker.ts), and a time
-// budget per message. The event loop that
-// reads every socket and fans out every message never parses HTML, so one user's costly
-// message delays nobody else's delivery. Why and how much: docs/decisions/011-sanitizer-worker-pool.md.
+// budget per message. The event loop that reads every socket and fans out every message never
+// parses Markdown or HTML, so one user's costly message delays nobody else's delivery. Why and
+// how much: docs/decisions/011-sanitizer-worker-pool.md.
 //
 // The budget counts from the moment a worker starts the message (the worker writes the time
 // into a small shared buffer the task carries; a timer checks it), not from when it was
 // queued: a message that waited behind others is not refused for their cost. (A MessagePort
-// per task would say the same, at 3× the round-trip cost.) A parse cannot be interrupted from inside, so a message over budget
-// is aborted, which terminates its worker; piscina starts a replacement.
+// per task would say the same, at 3× the round-trip cost.) A parse cannot be interrupted from
+// inside, so a message over budget is aborted, which terminates its worker; piscina starts a
+// replacement.
 //
 // The pool is shared, so it is shared fairly (decision 011, amendment; OWASP WebSocket cheat
 // sheet: limit the resources one client may use). Waiting messages are kept here, one queue per
