@@ -178,8 +178,10 @@ describe('sessions created by logins racing a password change do not survive it'
   let server: TestServer;
   before(async () => {
     server = await startServer({
-      // Room for the racing logins: the hashing queue and the per-address failure budget are not under test here.
-      env: { PASSWORD_HASH_CONCURRENCY: '8', PASSWORD_HASH_QUEUE: '1000', LOGIN_ADDRESS_FAILURES: '1000' },
+      // Room for the racing logins: the hashing queue and the login throttle are not under test here. The
+      // throttle charges every login in flight before its hash (decision 012), so on a loaded machine the
+      // racing logins alone could hold the account's free failures and the change itself was refused 429.
+      env: { PASSWORD_HASH_CONCURRENCY: '8', PASSWORD_HASH_QUEUE: '1000', LOGIN_ADDRESS_FAILURES: '1000', LOGIN_ACCOUNT_FREE_FAILURES: '1000' },
       wrapStore: (store) => slowStore(store, between(0, 15)),
     });
   });
