@@ -101,6 +101,18 @@ export async function watchContext(context: BrowserContext): Promise<Watch> {
 }
 
 /** Registers (or logs in) through Parley's sign-in form and waits for the live connection. */
+export type Person = { context: BrowserContext; page: Page; watch: Watch };
+
+/**
+ * A person in their own browser profile: a page and what the page reports (dialogs, errors, CSP
+ * violations). `into` collects the context so the suite's after() closes it.
+ */
+export async function newPerson(context: BrowserContext, into: BrowserContext[]): Promise<Person> {
+  into.push(context);
+  const watch = await watchContext(context);
+  return { context, page: await context.newPage(), watch };
+}
+
 export async function signIn(page: Page, origin: string, username: string, mode: 'register' | 'login' = 'register', password = PASSWORD): Promise<void> {
   await page.goto(`${origin}/`);
   await page.locator('#username').waitFor({ state: 'visible', ...WAIT });

@@ -23,8 +23,8 @@ import {
   WAIT,
   waitConnected,
   waitForMessage,
-  watchContext,
   type Watch,
+  newPerson,
 } from './browser.ts';
 
 let server: TestServer;
@@ -35,9 +35,7 @@ async function person(viewport?: { width: number; height: number }): Promise<{ c
   const context = viewport
     ? await browser.newContext({ ignoreHTTPSErrors: true, viewport, colorScheme: 'light', isMobile: true, hasTouch: true })
     : await newContext(browser);
-  contexts.push(context);
-  const watch = await watchContext(context);
-  return { context, page: await context.newPage(), watch };
+  return newPerson(context, contexts);
 }
 
 /** Sends each text over a raw socket (bob's), each acknowledged before the next. */

@@ -19,21 +19,16 @@ import {
   WAIT,
   waitConnected,
   waitForMessage,
-  watchContext,
   type Violation,
-  type Watch,
+  newPerson,
+  type Person,
 } from './browser.ts';
 
 let server: TestServer;
 let browser: Browser;
 const contexts: BrowserContext[] = [];
 
-async function person(): Promise<{ context: BrowserContext; page: Page; watch: Watch }> {
-  const context = await newContext(browser);
-  contexts.push(context);
-  const watch = await watchContext(context);
-  return { context, page: await context.newPage(), watch };
-}
+const person = async (): Promise<Person> => newPerson(await newContext(browser), contexts);
 
 async function send(page: Page, text: string): Promise<void> {
   await page.fill('#composer', text);

@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { MAX_ROOM_MESSAGES, TRIM_BATCH } from '../../client/state.ts';
 import { joined, signUp, startServer, type Client, type TestServer } from '../helpers/server.ts';
-import { ensureClientBuilt, launchBrowser, newContext, settle, signIn, WAIT, waitConnected, waitForMessage, watchContext, type Watch } from './browser.ts';
+import { ensureClientBuilt, launchBrowser, newContext, settle, signIn, WAIT, waitConnected, waitForMessage, newPerson, type Person } from './browser.ts';
 
 let server: TestServer;
 let browser: Browser;
@@ -43,12 +43,7 @@ after(async () => {
   await server?.close();
 });
 
-async function person(): Promise<{ context: BrowserContext; page: Page; watch: Watch }> {
-  const context = await newContext(browser);
-  contexts.push(context);
-  const watch = await watchContext(context);
-  return { context, page: await context.newPage(), watch };
-}
+const person = async (): Promise<Person> => newPerson(await newContext(browser), contexts);
 
 /** A raw-WebSocket user in the lobby. */
 async function bot(name: string): Promise<Client> {

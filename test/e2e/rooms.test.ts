@@ -8,19 +8,16 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { axeViolations } from './axe.ts';
-import { ensureClientBuilt, launchBrowser, newContext, screenshot, settle, signIn, WAIT, waitForMessage, watchContext, type Watch } from './browser.ts';
+import { ensureClientBuilt, launchBrowser, newContext, screenshot, settle, signIn, WAIT, waitForMessage, newPerson, type Person } from './browser.ts';
 
 let server: TestServer;
 let browser: Browser;
 const contexts: BrowserContext[] = [];
 
-async function person(name: string): Promise<{ page: Page; watch: Watch }> {
-  const context = await newContext(browser);
-  contexts.push(context);
-  const watch = await watchContext(context);
-  const page = await context.newPage();
-  await signIn(page, server.origin, name);
-  return { page, watch };
+async function person(name: string): Promise<Person> {
+  const someone = await newPerson(await newContext(browser), contexts);
+  await signIn(someone.page, server.origin, name);
+  return someone;
 }
 
 async function send(page: Page, text: string): Promise<void> {

@@ -17,7 +17,7 @@ import type { Control } from '../../server/config.ts';
 import { MARKDOWN_CASES, TRICKY_TEXTS } from '../fixtures/texts.ts';
 import { joined, signUp, sleep, startServer, type TestServer } from '../helpers/server.ts';
 import { axeViolations } from './axe.ts';
-import { ensureClientBuilt, launchBrowser, newContext, screenshot, settle, signIn, WAIT, watchContext, type Watch } from './browser.ts';
+import { ensureClientBuilt, launchBrowser, newContext, screenshot, settle, signIn, WAIT, type Watch, newPerson, type Person } from './browser.ts';
 
 let browser: Browser;
 const contexts: BrowserContext[] = [];
@@ -25,12 +25,7 @@ const contexts: BrowserContext[] = [];
 // time budget room on a busy CI machine (test/sanitize-pool.test.ts covers the budget).
 const ROOMY = { WS_MESSAGE_BURST: '1000', WS_MESSAGES_PER_SECOND: '1000', SANITIZE_BUDGET_SECONDS: '10' };
 
-async function person(): Promise<{ page: Page; watch: Watch }> {
-  const context = await newContext(browser);
-  contexts.push(context);
-  const watch = await watchContext(context);
-  return { page: await context.newPage(), watch };
-}
+const person = async (): Promise<Person> => newPerson(await newContext(browser), contexts);
 
 const bodies = (page: Page) => page.locator('#messages .message-body');
 
