@@ -39,13 +39,23 @@ export type StartOptions = {
   wrapStore?: (store: ParleyStore) => ParleyStore;
 };
 
-/** A free loopback port, for servers and services the tests start. */
+/** Ports this process has handed out: the probe below is closed again, so the kernel may offer the same one twice. */
+const handedOut = new Set<number>();
+
+/**
+ * A free loopback port, for servers and services the tests start; never one this process handed
+ * out before (two instances given the same port: one exits EADDRINUSE).
+ */
 export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
+  for (;;) {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as net.AddressInfo;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {

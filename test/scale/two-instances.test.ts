@@ -36,7 +36,12 @@ describe('two instances, one Redis, one PostgreSQL', () => {
       APP_ORIGIN: `https://localhost:${portA},https://localhost:${portB}`,
     };
     // Started together on an empty database: the migration advisory lock makes them take turns.
-    [a, b] = await Promise.all([spawnParley({ port: portA, env }), spawnParley({ port: portB, env })]);
+    // allSettled: if one fails to start, the other is still kept (and closed in after()), not left running
+    // with its output piped to this process, which would then never exit.
+    const started = await Promise.allSettled([spawnParley({ port: portA, env }), spawnParley({ port: portB, env })]);
+    if (started[0].status === 'fulfilled') a = started[0].value;
+    if (started[1].status === 'fulfilled') b = started[1].value;
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
   });
 
   after(async () => {
